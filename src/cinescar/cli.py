@@ -1,0 +1,123 @@
+"""`cinescar` command line: the actions that are not the workflow itself.
+
+The workflow runs through `snakemake` (see README); this CLI validates a cohort, writes the synthetic cohort,
+imports ACDC-format data and screens a new exam. Imports are deferred into each command so `--help` and
+`validate` start fast. Input problems print as one `error:` line, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from cinescar import __version__
+from cinescar.errors import CinescarError
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from cinescar.cohort.validate import validate_cohort
+
+    report = validate_cohort(args.cohort, check_images=not args.manifest_only)
+    if args.json:
+        report.to_json(args.json)
+    print(f"cohort {args.cohort}: OK — {report.n_patients} patients ({report.n_internal} internal, "
+          f"{report.n_external} external, {report.n_lge_positive} LGE+), centres: {', '.join(report.centers)}")
+    for w in report.warnings:
+        print(f"warning: {w}")
+    return 0
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from cinescar.cohort.synth import generate_cohort
+    from cinescar.config import load_config
+
+    cfg = load_config(args.config)
+    syn = cfg.get("synthetic", {})
+    manifest = generate_cohort(Path(args.out), n_internal=args.patients or int(syn.get("internal_patients", 60)),
+                               n_external=args.external if args.external is not None
+                               else int(syn.get("external_patients", 20)),
+                               seed=args.seed if args.seed is not None else int(cfg["seed"]),
+                               **{k: v for k, v in syn.items() if k.startswith("prevalence")})
+    print(f"synthetic cohort written: {manifest}")
+    if args.figure:
+        from cinescar.cohort.figure import render_cohort_figure
+
+        print(f"figure: {render_cohort_figure(Path(args.out), Path(args.figure))}")
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    import yaml
+
+    from cinescar.config import config_hash, load_config
+
+    cfg = load_config(args.config)
+    print(yaml.safe_dump(cfg, sort_keys=False), end="")
+    print(f"# config hash: {config_hash(cfg)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cinescar", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"cinescar {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="run every input check on a cohort folder (manifest.csv + images)")
+    p.add_argument("cohort", help="cohort folder")
+    p.add_argument("--manifest-only", action="store_true", help="check the manifest only, do not read images")
+    p.add_argument("--json", help="also write the validation report as JSON here")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("synth", help="write the built-in synthetic multi-centre HCM cine cohort")
+    p.add_argument("--out", default="results/synthetic/cohort", help="cohort folder to write")
+    p.add_argument("--config", default=None, help="config file (default config/config.yaml)")
+    p.add_argument("--patients", type=int, default=None, help="internal patients (paper size: 759)")
+    p.add_argument("--external", type=int, default=None, help="external patients (paper size: 100)")
+    p.add_argument("--seed", type=int, default=None, help="seed (default: config seed)")
+    p.add_argument("--figure", default=None, help="also render a figure of a few patients to this PNG")
+    p.set_defaults(func=_cmd_synth)
+
+    p = sub.add_parser("config", help="print the validated config with every default filled in")
+    p.add_argument("--config", default=None)
+    p.set_defaults(func=_cmd_config)
+
+    try:
+        from cinescar.cohort import acdc
+    except ImportError:  # pragma: no cover - importer not installed
+        acdc = None
+    if acdc is not None and hasattr(acdc, "add_arguments"):
+        p = sub.add_parser("import-acdc", help="convert ACDC-format data into a cohort folder")
+        acdc.add_arguments(p)
+        p.set_defaults(func=acdc.main)
+
+    try:
+        from cinescar.screening import cli as screen_cli
+    except ImportError:
+        screen_cli = None
+    if screen_cli is not None:
+        p = sub.add_parser("screen", help="screen one new exam with a trained study's model bundle")
+        screen_cli.add_arguments(p)
+        p.set_defaults(func=screen_cli.main)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        import SimpleITK as sitk
+
+        sitk.ProcessObject_SetGlobalWarningDisplay(False)
+        return int(args.func(args) or 0)
+    except CinescarError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Cohorts: the input contract, its validation, the synthetic cohort and importers."""

@@ -1,0 +1,80 @@
+"""Configuration: one YAML file, validated against one JSON schema, defaults filled from the schema.
+
+The same validation runs when Snakemake starts (`workflow/rules/common.smk`) and when the CLI loads a
+config, so a bad key or value stops both with the same message. The schema is the single place where a
+key's meaning and default are written down.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cinescar.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CONFIG = REPO_ROOT / "config" / "config.yaml"
+SCHEMA = REPO_ROOT / "config" / "schema.yaml"
+
+
+def _deep_update(base: dict, extra: dict) -> dict:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _deep_update(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def _first_problem(cfg: dict, schema_path: Path) -> str | None:
+    """A one-line description of the first schema violation (key path + reason), or None."""
+    import jsonschema
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
+    if not errors:
+        return None
+    err = errors[0]
+    where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+    return f"config key {where}: {err.message}"
+
+
+def validate_config(cfg: dict, schema_path: str | Path = SCHEMA) -> dict:
+    """Validate in place and fill defaults; raise ConfigError naming the offending key.
+
+    jsonschema gives the short, key-level message users need; snakemake.utils.validate then fills the
+    schema's defaults exactly as the workflow does at start.
+    """
+    from snakemake.utils import validate
+
+    problem = _first_problem(cfg, Path(schema_path))
+    if problem:
+        raise ConfigError(f"invalid configuration: {problem}")
+    validate(cfg, str(schema_path), set_default=True)
+    return cfg
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> dict:
+    """Read a config file (default `config/config.yaml`), apply overrides, validate, fill defaults."""
+    path = Path(path) if path is not None else DEFAULT_CONFIG
+    if not path.exists():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        cfg = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if overrides:
+        _deep_update(cfg, copy.deepcopy(overrides))
+    return validate_config(cfg)
+
+
+def config_hash(cfg: dict[str, Any]) -> str:
+    """A short, stable fingerprint of a config, used to tie outputs and MLflow runs to their config."""
+    blob = json.dumps(cfg, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]

@@ -1,0 +1,1 @@
+"""Preprocessing: per-image normalisation, the image store, development selection and splits."""

@@ -1,0 +1,139 @@
+"""The preprocessed image store: per centre, two .npy arrays and an index table.
+
+Per-centre shards let Snakemake preprocess (and later extract radiomics for) centres in parallel; plain
+.npy files can be memory-mapped, so a fold's training job reads only the rows it needs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cinescar.cohort.contract import PHASES, as_stack, parse_scar_slices, read_manifest, read_volume, resolve, slugify
+from cinescar.errors import CohortError
+from cinescar.preprocessing.images import PreprocessSettings, crop_center, preprocess_stack
+from cinescar.preprocessing.selection import development_selection
+
+log = logging.getLogger(__name__)
+DEFAULT_ROOT = Path("results/preprocess")
+INDEX_COLUMNS = ["image_id", "patient_id", "center", "center_slug", "vendor", "cohort", "lge", "phase", "slice",
+                 "n_slices", "scar_slice", "dev_selected", "row", "spacing_x", "spacing_y", "orig_rows",
+                 "orig_cols"]
+
+__all__ = ["preprocess_center", "gather_index", "load_index", "load_arrays", "crop_center", "image_id"]
+
+
+def image_id(patient_id: str, phase: str, slice_index: int) -> str:
+    return f"{patient_id}_{phase}_{slice_index:02d}"
+
+
+def preprocess_exam(pid: str, files: dict[str, Path], settings: PreprocessSettings,
+                    scar_slices: list[int] | None = None, meta: dict | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """Preprocess one patient's ED and ES stacks; returns images, masks and index rows (no `row`)."""
+    meta = dict(meta or {})
+    images, masks, rows = [], [], []
+    for phase, (img_col, mask_col) in PHASES.items():
+        img = read_volume(files[img_col], pid)
+        msk = read_volume(files[mask_col], pid)
+        arr, spacing = as_stack(img)
+        marr, _ = as_stack(msk)
+        if arr.shape != marr.shape:
+            raise CohortError(f"{phase}: mask shape {marr.shape} differs from image shape {arr.shape}",
+                              pid, files[mask_col])
+        ims, mks, kept = preprocess_stack(arr.astype(np.float32), marr, spacing[:2], settings)
+        if not kept:
+            raise CohortError(f"{phase}: no slice holds myocardium after resampling", pid, files[mask_col])
+        dropped = arr.shape[0] - len(kept)
+        if dropped:
+            log.info("patient %s %s: %d of %d slices hold no myocardium (not images)", pid, phase, dropped,
+                     arr.shape[0])
+        images.append(ims)
+        masks.append(mks)
+        for z in kept:
+            rows.append({**meta, "image_id": image_id(pid, phase, z), "patient_id": pid, "phase": phase,
+                         "slice": z, "n_slices": arr.shape[0],
+                         "scar_slice": (z in scar_slices) if scar_slices is not None else pd.NA,
+                         "spacing_x": spacing[0], "spacing_y": spacing[1], "orig_rows": arr.shape[1],
+                         "orig_cols": arr.shape[2]})
+    return np.concatenate(images), np.concatenate(masks), pd.DataFrame(rows)
+
+
+def _atomic_save(path: Path, arr: np.ndarray) -> None:
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, arr)
+    os.replace(tmp, path)
+
+
+def preprocess_center(cohort_dir: str | Path, center_slug: str, out_dir: str | Path, cfg: dict) -> pd.DataFrame:
+    """Preprocess every patient of one centre into `out_dir` (images.npy, masks.npy, index.parquet)."""
+    settings = PreprocessSettings.from_config(cfg)
+    n_negative = int(cfg.get("preprocessing", {}).get("dev_slices_negative", 6))
+    cohort_dir = Path(cohort_dir)
+    manifest = read_manifest(cohort_dir)
+    rows = manifest[manifest["center"].astype(str).map(slugify) == center_slug]
+    if rows.empty:
+        raise CohortError(f"no patient of centre '{center_slug}' in the manifest", path=cohort_dir / "manifest.csv")
+    images, masks, tables = [], [], []
+    for _, r in rows.iterrows():
+        pid = str(r["patient_id"])
+        files = {col: resolve(cohort_dir, r[col]) for pair in PHASES.values() for col in pair}
+        scar = parse_scar_slices(r.get("scar_slices"), pid, cohort_dir / "manifest.csv")
+        meta = {"center": str(r["center"]), "center_slug": center_slug, "vendor": str(r["vendor"]),
+                "cohort": str(r["cohort"]), "lge": int(float(r["lge"]))}
+        ims, mks, table = preprocess_exam(pid, files, settings, scar, meta)
+        images.append(ims)
+        masks.append(mks)
+        tables.append(table)
+    index = pd.concat(tables, ignore_index=True)
+    index["row"] = np.arange(len(index))
+    index["dev_selected"] = development_selection(index, n_negative)
+    index["scar_slice"] = index["scar_slice"].astype("boolean")
+    index = index[INDEX_COLUMNS]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _atomic_save(out_dir / "images.npy", np.concatenate(images).astype(np.float32))
+    _atomic_save(out_dir / "masks.npy", np.concatenate(masks).astype(np.uint8))
+    index.to_parquet(out_dir / "index.parquet", index=False)  # written last: its presence means complete
+    log.info("centre %s: %d patients, %d images (%d for development)", center_slug, rows.shape[0], len(index),
+             int(index["dev_selected"].sum()))
+    return index
+
+
+def gather_index(paths: list[str | Path], out: str | Path) -> pd.DataFrame:
+    index = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+    dup = index["image_id"][index["image_id"].duplicated()]
+    if not dup.empty:
+        raise CohortError(f"image id {dup.iloc[0]} appears in two centres")
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    index.to_parquet(out, index=False)
+    return index
+
+
+def load_index(path: str | Path = DEFAULT_ROOT / "index.parquet") -> pd.DataFrame:
+    return pd.read_parquet(path)
+
+
+def load_arrays(index: pd.DataFrame, root: str | Path = DEFAULT_ROOT) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, 256, 256) float32 and masks (N, 256, 256) uint8 in the order of `index`'s rows."""
+    root = Path(root)
+    n = len(index)
+    if n == 0:
+        return np.zeros((0, 0, 0), np.float32), np.zeros((0, 0, 0), np.uint8)
+    slugs = index["center_slug"].to_numpy()
+    rows = index["row"].to_numpy()
+    images = masks = None
+    for slug in pd.unique(slugs):
+        img = np.load(root / "centers" / slug / "images.npy", mmap_mode="r")
+        msk = np.load(root / "centers" / slug / "masks.npy", mmap_mode="r")
+        if images is None:
+            images = np.empty((n, *img.shape[1:]), np.float32)
+            masks = np.empty((n, *msk.shape[1:]), np.uint8)
+        where = np.flatnonzero(slugs == slug)
+        images[where] = img[rows[where]]
+        masks[where] = msk[rows[where]]
+    return images, masks

@@ -1,0 +1,213 @@
+"""MLflow tracking that never stops a run.
+
+One experiment per cohort (`cinescar-<cohort.name>`), one parent run per config (tagged with the config's
+hash, so every job of one workflow run nests under the same parent, and a changed config gets a new one),
+nested runs per stage/fold/model. The SQLite store is created once by the `mlflow_init` rule, upstream of
+every logging rule, because two processes creating a fresh SQLite store at once crash one of them.
+
+If the tracking server cannot be reached, every call degrades to writing the same records as JSON under
+`results/mlflow/offline/`, and the run says so in its log: nothing is lost and nothing fails.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from cinescar.config import config_hash
+
+log = logging.getLogger(__name__)
+ROOT = Path("results/mlflow")
+READY = ROOT / "tracking.json"
+
+
+def tracking_uri(cfg: dict) -> str:
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.get("mlflow", {}).get("tracking_uri",
+                                                                               "sqlite:///results/mlflow/mlflow.db")
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        # relative SQLite paths are relative to the working directory; make them absolute for artifacts' sake
+        uri = "sqlite:///" + str(Path(uri[len("sqlite:///"):]).resolve())
+    return uri
+
+
+def experiment_name(cfg: dict) -> str:
+    name = cfg.get("mlflow", {}).get("experiment") or ""
+    return name or f"cinescar-{cfg.get('cohort', {}).get('name', 'cohort')}"
+
+
+def _reachable(uri: str, timeout: float) -> bool:
+    if not uri.startswith(("http://", "https://")):
+        return True
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as resp:  # noqa: S310
+            return resp.status < 500
+    except Exception:  # any network failure means "not reachable"
+        return False
+
+
+def _client(cfg: dict):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri(cfg))
+
+
+def _experiment_id(client, cfg: dict) -> str:
+    name = experiment_name(cfg)
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    artifacts = None
+    if tracking_uri(cfg).startswith("sqlite:"):
+        artifacts = (ROOT / "artifacts").resolve().as_uri()
+    return client.create_experiment(name, artifact_location=artifacts)
+
+
+def init_tracking(cfg: dict, out: str | Path = READY) -> dict:
+    """Create the store and experiment once; record where tracking goes (or why it does not)."""
+    uri = tracking_uri(cfg)
+    state: dict[str, Any] = {"tracking_uri": uri, "experiment": experiment_name(cfg), "enabled": True,
+                             "reachable": False, "experiment_id": None}
+    if not cfg.get("mlflow", {}).get("enabled", True):
+        state["enabled"] = False
+    elif not _reachable(uri, float(cfg.get("mlflow", {}).get("timeout_s", 5))):
+        log.warning("MLflow tracking server %s is unreachable: runs are recorded as JSON under %s/offline",
+                    uri, ROOT)
+    else:
+        try:
+            if uri.startswith("sqlite:///"):
+                Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+            state["experiment_id"] = _experiment_id(_client(cfg), cfg)
+            state["reachable"] = True
+        except Exception as exc:  # the store itself is broken or refuses us: carry on with local files
+            log.warning("MLflow tracking at %s failed (%s): runs are recorded as JSON under %s/offline",
+                        uri, exc, ROOT)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(state, indent=2))
+    return state
+
+
+class RunLogger:
+    """The handful of calls stages need; each works online (MLflow) or offline (JSON)."""
+
+    def __init__(self, client, run_id: str | None, offline_path: Path):
+        self.client, self.run_id, self.offline_path = client, run_id, offline_path
+        self.record: dict[str, Any] = {"params": {}, "metrics": {}, "tags": {}, "artifacts": []}
+
+    def _safe(self, what: str, fn, *args) -> None:
+        if self.client is None or self.run_id is None:
+            return
+        try:
+            fn(*args)
+        except Exception as exc:
+            log.warning("MLflow %s failed (%s); kept in %s", what, exc, self.offline_path)
+            self.client = None
+
+    def log_params(self, params: dict) -> None:
+        from mlflow.entities import Param
+
+        flat = {str(k): str(v)[:6000] for k, v in params.items()}
+        self.record["params"].update(flat)
+        self._safe("log_params", lambda: self.client.log_batch(
+            self.run_id, params=[Param(k, v) for k, v in flat.items()]))
+
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        clean = {str(k): float(v) for k, v in metrics.items() if v is not None}
+        for k, v in clean.items():
+            self.record["metrics"].setdefault(k, []).append({"value": v, "step": step or 0})
+        self._safe("log_metrics", lambda: self.client.log_batch(
+            self.run_id, metrics=[Metric(k, v, now, step or 0) for k, v in clean.items()]))
+
+    def set_tags(self, tags: dict) -> None:
+        from mlflow.entities import RunTag
+
+        flat = {str(k): str(v) for k, v in tags.items()}
+        self.record["tags"].update(flat)
+        self._safe("set_tags", lambda: self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in flat.items()]))
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        self.record["artifacts"].append(str(path))
+        self._safe("log_artifact", lambda: self.client.log_artifact(self.run_id, str(path), artifact_path))
+
+    def log_dict(self, obj: Any, name: str) -> None:
+        self.record.setdefault("dicts", {})[name] = obj
+        self._safe("log_dict", lambda: self.client.log_dict(self.run_id, obj, name))
+
+    def log_text(self, text: str, name: str) -> None:
+        self.record.setdefault("texts", {})[name] = text
+        self._safe("log_text", lambda: self.client.log_text(self.run_id, text, name))
+
+
+def _parent_run(client, experiment_id: str, cfg: dict) -> str:
+    """Find or create the parent run of this config; a file lock keeps parallel jobs from making two."""
+    from filelock import FileLock
+
+    key = config_hash(cfg)
+    ROOT.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(ROOT / ".parent.lock"), timeout=120):
+        runs = client.search_runs([experiment_id], filter_string=f"tags.`cinescar.config_hash` = '{key}'",
+                                  max_results=1)
+        if runs:
+            return runs[0].info.run_id
+        run = client.create_run(experiment_id, run_name=f"workflow-{key}",
+                                tags={"cinescar.config_hash": key, "cinescar.role": "workflow"})
+        from mlflow.entities import Param
+
+        flat = _flatten(cfg)
+        client.log_batch(run.info.run_id, params=[Param(k, str(v)[:6000]) for k, v in list(flat.items())[:100]])
+        client.log_dict(run.info.run_id, cfg, "config.json")
+        return run.info.run_id
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+@contextmanager
+def start_run(cfg: dict, run_name: str, tags: dict | None = None) -> Iterator[RunLogger]:
+    """A nested run under this config's parent run; JSON fallback under results/mlflow/offline/."""
+    tags = {str(k): str(v) for k, v in (tags or {}).items()}
+    offline = ROOT / "offline" / f"{run_name.replace('/', '_')}.json"
+    client = run_id = None
+    state = json.loads(READY.read_text()) if READY.exists() else None
+    if cfg.get("mlflow", {}).get("enabled", True) and (state is None or state.get("reachable")):
+        try:
+            client = _client(cfg)
+            exp_id = _experiment_id(client, cfg)
+            parent = _parent_run(client, exp_id, cfg)
+            run = client.create_run(exp_id, run_name=run_name, tags={
+                **tags, "mlflow.parentRunId": parent, "cinescar.config_hash": config_hash(cfg)})
+            run_id = run.info.run_id
+        except Exception as exc:
+            log.warning("MLflow unavailable (%s): recording run %s in %s", exc, run_name, offline)
+            client = run_id = None
+    logger = RunLogger(client, run_id, offline)
+    logger.record["tags"].update(tags)
+    status = "FINISHED"
+    try:
+        yield logger
+    except BaseException:
+        status = "FAILED"
+        raise
+    finally:
+        if logger.client is not None and run_id is not None:
+            logger._safe("terminate", lambda: logger.client.set_terminated(run_id, status))
+        else:
+            offline.parent.mkdir(parents=True, exist_ok=True)
+            offline.write_text(json.dumps({"run_name": run_name, "status": status, **logger.record}, indent=1,
+                                          default=str))

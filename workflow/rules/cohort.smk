@@ -1,0 +1,88 @@
+# Cohort: the synthetic cohort (when configured), validation of every input, preprocessing, splits.
+
+if config["cohort"]["synthetic"]:
+
+    rule synth_cohort:
+        output:
+            manifest=MANIFEST,
+        params:
+            cfg=cfg_sections("synthetic"),
+            out=COHORT,
+        log:
+            "logs/cohort/synth.log",
+        benchmark:
+            "benchmarks/cohort/synth.tsv"
+        resources:
+            mem_mb=2000,
+        script:
+            "../scripts/cohort_synth.py"
+
+
+checkpoint validate_cohort:
+    input:
+        manifest=MANIFEST,
+    output:
+        report="results/validation/report.json",
+    log:
+        "logs/cohort/validate.log",
+    resources:
+        mem_mb=2000,
+    script:
+        "../scripts/cohort_validate.py"
+
+
+rule preprocess_center:
+    input:
+        manifest=MANIFEST,
+        report="results/validation/report.json",
+    output:
+        images=f"{PREPROCESS}/centers/{{center}}/images.npy",
+        masks=f"{PREPROCESS}/centers/{{center}}/masks.npy",
+        index=f"{PREPROCESS}/centers/{{center}}/index.parquet",
+    params:
+        cfg=cfg_sections("preprocessing"),
+        cohort=COHORT,
+    log:
+        "logs/preprocess/{center}.log",
+    benchmark:
+        "benchmarks/preprocess/{center}.tsv"
+    resources:
+        mem_mb=4000,
+    script:
+        "../scripts/preprocess_center.py"
+
+
+rule preprocess_gather:
+    input:
+        preprocessed_centers,
+    output:
+        index=f"{PREPROCESS}/index.parquet",
+    log:
+        "logs/preprocess/gather.log",
+    script:
+        "../scripts/preprocess_gather.py"
+
+
+rule split_patients:
+    input:
+        manifest=MANIFEST,
+        report="results/validation/report.json",
+    output:
+        splits="results/splits/splits.json",
+    params:
+        cfg=cfg_sections("splits"),
+    log:
+        "logs/splits/split.log",
+    script:
+        "../scripts/split_patients.py"
+
+
+rule mlflow_init:
+    output:
+        MLFLOW_READY,
+    params:
+        cfg=cfg_sections("mlflow", "cohort"),
+    log:
+        "logs/mlflow/init.log",
+    script:
+        "../scripts/mlflow_init.py"

@@ -1,0 +1,42 @@
+# Shared by every rule file: config validation, constants and input functions.
+import json
+from pathlib import Path
+
+from cinescar.config import validate_config
+from cinescar.errors import CinescarError
+
+try:
+    validate_config(config)
+except CinescarError as exc:
+    raise ValueError(str(exc)) from None
+
+COHORT = config["cohort"]["path"]
+MANIFEST = f"{COHORT}/manifest.csv"
+FOLDS = list(range(int(config["splits"]["folds"])))
+MLFLOW_READY = "results/mlflow/tracking.json"
+PREPROCESS = "results/preprocess"
+
+
+wildcard_constraints:
+    center="[a-z0-9-]+",
+    fold=r"\d+",
+
+
+def cfg_sections(*names):
+    """The config sections a rule depends on, passed as `params:` so that changing one of them reruns
+    exactly the rules that read it (Snakemake's params rerun trigger), and nothing else."""
+    return {name: config[name] for name in names if name in config} | {"seed": config["seed"]}
+
+
+def center_slugs(wildcards=None):
+    """Centre slugs of the cohort, known once the validation checkpoint has run."""
+    report = checkpoints.validate_cohort.get().output.report
+    return json.loads(Path(report).read_text())["center_slugs"]
+
+
+def preprocessed_centers(wildcards=None):
+    return expand(f"{PREPROCESS}/centers/{{center}}/index.parquet", center=center_slugs())
+
+
+def preprocessed_arrays(wildcards=None):
+    return expand(f"{PREPROCESS}/centers/{{center}}/{{arr}}.npy", center=center_slugs(), arr=["images", "masks"])
