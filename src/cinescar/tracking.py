@@ -153,7 +153,7 @@ def _parent_run(client, experiment_id: str, cfg: dict) -> str:
     key = config_hash(cfg)
     ROOT.mkdir(parents=True, exist_ok=True)
     with FileLock(str(ROOT / ".parent.lock"), timeout=120):
-        runs = client.search_runs([experiment_id], filter_string=f"tags.`cinescar.config_hash` = '{key}'",
+        runs = client.search_runs([experiment_id], filter_string=f"tags.`cinescar.config_hash` = '{key}' and tags.`cinescar.role` = 'workflow'",
                                   max_results=1)
         if runs:
             return runs[0].info.run_id
@@ -164,6 +164,7 @@ def _parent_run(client, experiment_id: str, cfg: dict) -> str:
         flat = _flatten(cfg)
         client.log_batch(run.info.run_id, params=[Param(k, str(v)[:6000]) for k, v in list(flat.items())[:100]])
         client.log_dict(run.info.run_id, cfg, "config.json")
+        client.set_terminated(run.info.run_id, "FINISHED")  # a container for the nested runs
         return run.info.run_id
 
 

@@ -8,6 +8,8 @@ if config["cohort"]["synthetic"]:
         params:
             cfg=cfg_sections("synthetic"),
             out=COHORT,
+        conda:
+            f"{ENVS}/cohort.yaml"
         log:
             "logs/cohort/synth.log",
         benchmark:
@@ -22,7 +24,9 @@ checkpoint validate_cohort:
     input:
         manifest=MANIFEST,
     output:
-        report="results/validation/report.json",
+        validation="results/validation/report.json",
+    conda:
+        f"{ENVS}/cohort.yaml"
     log:
         "logs/cohort/validate.log",
     resources:
@@ -34,7 +38,7 @@ checkpoint validate_cohort:
 rule preprocess_center:
     input:
         manifest=MANIFEST,
-        report="results/validation/report.json",
+        validation="results/validation/report.json",
     output:
         images=f"{PREPROCESS}/centers/{{center}}/images.npy",
         masks=f"{PREPROCESS}/centers/{{center}}/masks.npy",
@@ -42,6 +46,8 @@ rule preprocess_center:
     params:
         cfg=cfg_sections("preprocessing"),
         cohort=COHORT,
+    conda:
+        f"{ENVS}/cohort.yaml"
     log:
         "logs/preprocess/{center}.log",
     benchmark:
@@ -57,6 +63,8 @@ rule preprocess_gather:
         preprocessed_centers,
     output:
         index=f"{PREPROCESS}/index.parquet",
+    conda:
+        f"{ENVS}/cohort.yaml"
     log:
         "logs/preprocess/gather.log",
     script:
@@ -66,11 +74,13 @@ rule preprocess_gather:
 rule split_patients:
     input:
         manifest=MANIFEST,
-        report="results/validation/report.json",
+        validation="results/validation/report.json",
     output:
         splits="results/splits/splits.json",
     params:
         cfg=cfg_sections("splits"),
+    conda:
+        f"{ENVS}/cohort.yaml"
     log:
         "logs/splits/split.log",
     script:
@@ -82,6 +92,8 @@ rule mlflow_init:
         MLFLOW_READY,
     params:
         cfg=cfg_sections("mlflow", "cohort"),
+    conda:
+        f"{ENVS}/cohort.yaml"
     log:
         "logs/mlflow/init.log",
     script:

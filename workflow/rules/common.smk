@@ -30,8 +30,8 @@ def cfg_sections(*names):
 
 def center_slugs(wildcards=None):
     """Centre slugs of the cohort, known once the validation checkpoint has run."""
-    report = checkpoints.validate_cohort.get().output.report
-    return json.loads(Path(report).read_text())["center_slugs"]
+    validation = checkpoints.validate_cohort.get().output.validation
+    return json.loads(Path(validation).read_text())["center_slugs"]
 
 
 def preprocessed_centers(wildcards=None):
@@ -40,3 +40,13 @@ def preprocessed_centers(wildcards=None):
 
 def preprocessed_arrays(wildcards=None):
     return expand(f"{PREPROCESS}/centers/{{center}}/{{arr}}.npy", center=center_slugs(), arr=["images", "masks"])
+
+
+# The library is importable in every job, also inside the per-group conda environments
+# (`--sw-deployment-method conda`), which hold only third-party dependencies.
+import os
+
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (f"{workflow.basedir}/src", os.environ.get("PYTHONPATH", "")) if p
+)
+ENVS = f"{workflow.basedir}/envs"
