@@ -8,7 +8,6 @@ imports ACDC-format data and screens a new exam. Imports are deferred into each 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -35,12 +34,11 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     from cinescar.config import load_config
 
     cfg = load_config(args.config)
-    syn = cfg.get("synthetic", {})
-    manifest = generate_cohort(Path(args.out), n_internal=args.patients or int(syn.get("internal_patients", 60)),
-                               n_external=args.external if args.external is not None
-                               else int(syn.get("external_patients", 20)),
-                               seed=args.seed if args.seed is not None else int(cfg["seed"]),
-                               **{k: v for k, v in syn.items() if k.startswith("prevalence")})
+    syn = dict(cfg["synthetic"])
+    n_internal, n_external = int(syn.pop("internal_patients")), int(syn.pop("external_patients"))
+    manifest = generate_cohort(Path(args.out), n_internal=args.patients or n_internal,
+                               n_external=args.external if args.external is not None else n_external,
+                               seed=args.seed if args.seed is not None else int(cfg["seed"]), **syn)
     print(f"synthetic cohort written: {manifest}")
     if args.figure:
         from cinescar.cohort.figure import render_cohort_figure

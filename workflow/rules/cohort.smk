@@ -8,6 +8,7 @@ if config["cohort"]["synthetic"]:
         params:
             cfg=cfg_sections("synthetic"),
             out=COHORT,
+        threads: config["synthetic"]["workers"]
         conda:
             f"{ENVS}/cohort.yaml"
         log:
