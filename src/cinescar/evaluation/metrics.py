@@ -1,0 +1,116 @@
+"""Patient-level metrics at a screening operating point, and ROC curves with confidence bands.
+
+Conventions (also in docs/evaluation.md):
+- a patient is *positive* (scar suspected, LGE scan needed) when its probability is ≥ the cut-off;
+- AUC is exact (`sklearn.metrics.roc_auc_score`), not the reference code's 100-threshold trapezoid;
+- a ratio with an empty denominator (e.g. PPV when nobody is called positive) is NaN, never 0 or 1;
+- "spared" counts the patients called negative, who would skip gadolinium: among scar-free patients
+  that share is the specificity; among all patients it is (TN + FN) / N and includes the missed scars.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
+
+from cinescar.evaluation.delong import delong_ci
+from cinescar.errors import CinescarError
+
+METRIC_COLUMNS = [
+    "n_patients", "n_pos", "n_neg", "tp", "fp", "tn", "fn",
+    "sensitivity", "specificity", "ppv", "npv", "accuracy",
+    "auc", "auc_ci_low", "auc_ci_high", "spared_scar_free", "spared_all",
+]  # fmt: skip
+
+
+def _ratio(num: int, den: int) -> float:
+    return float(num) / den if den else float("nan")
+
+
+def confusion_counts(y_true: np.ndarray, prob: np.ndarray, cutoff: float) -> dict[str, int]:
+    """TP/FP/TN/FN with the rule prob ≥ cut-off ⇒ positive."""
+    y = np.asarray(y_true).astype(int)
+    pred = (np.asarray(prob, dtype=float) >= cutoff).astype(int)
+    tn, fp, fn, tp = confusion_matrix(y, pred, labels=[0, 1]).ravel()
+    return {"tp": int(tp), "fp": int(fp), "tn": int(tn), "fn": int(fn)}
+
+
+def auc_or_nan(y_true: np.ndarray, score: np.ndarray) -> float:
+    """Exact ROC AUC, NaN when only one class is present (instead of sklearn's exception)."""
+    y = np.asarray(y_true).astype(int)
+    if len(np.unique(y)) < 2:
+        return float("nan")
+    return float(roc_auc_score(y, score))
+
+
+def screening_metrics(
+    y_true: np.ndarray, prob: np.ndarray, cutoff: float, ci_level: float = 0.95
+) -> dict[str, float]:
+    """Every metric of the paper's Tables 3–4 (with PPV/NPV named correctly) at one cut-off."""
+    y = np.asarray(y_true).astype(int)
+    p = np.asarray(prob, dtype=float)
+    if y.shape != p.shape:
+        raise CinescarError(f"labels ({y.shape}) and probabilities ({p.shape}) differ in shape")
+    c = confusion_counts(y, p, cutoff)
+    tp, fp, tn, fn = c["tp"], c["fp"], c["tn"], c["fn"]
+    n = len(y)
+    auc, lo, hi = auc_or_nan(y, p), float("nan"), float("nan")
+    if y.sum() >= 2 and (1 - y).sum() >= 2:  # DeLong's variance needs two patients of each class
+        _, lo, hi = delong_ci(y, p, level=ci_level)
+        # DeLong's AUC equals the exact one up to float rounding; keep the interval around the reported AUC
+        lo, hi = min(lo, auc), max(hi, auc)
+    return {
+        "n_patients": n,
+        "n_pos": int(y.sum()),
+        "n_neg": int(n - y.sum()),
+        **c,
+        "sensitivity": _ratio(tp, tp + fn),
+        "specificity": _ratio(tn, tn + fp),
+        "ppv": _ratio(tp, tp + fp),
+        "npv": _ratio(tn, tn + fn),
+        "accuracy": _ratio(tp + tn, n),
+        "auc": auc,
+        "auc_ci_low": lo,
+        "auc_ci_high": hi,
+        "spared_scar_free": _ratio(tn, tn + fp),
+        "spared_all": _ratio(tn + fn, n),
+    }
+
+
+def roc_with_band(
+    y_true: np.ndarray,
+    score: np.ndarray,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+    grid_points: int = 101,
+) -> pd.DataFrame:
+    """ROC curve on a fixed FPR grid with a pointwise bootstrap band.
+
+    Why bootstrap: DeLong gives the variance of the AUC, not of the curve at each false-positive rate.
+    Patients are resampled with replacement *within each class* (stratified, so every replicate has both
+    classes); each replicate's ROC is interpolated onto the grid and the band is the percentile interval.
+    Returns columns fpr, tpr, tpr_low, tpr_high.
+    """
+    y = np.asarray(y_true).astype(int)
+    s = np.asarray(score, dtype=float)
+    if len(np.unique(y)) < 2:
+        raise CinescarError("an ROC curve needs patients of both classes")
+    grid = np.linspace(0.0, 1.0, grid_points)
+
+    def _interp(yy: np.ndarray, ss: np.ndarray) -> np.ndarray:
+        fpr, tpr, _ = roc_curve(yy, ss, drop_intermediate=False)
+        # np.interp takes the last of repeated FPR values, i.e. the top of a vertical ROC segment.
+        return np.interp(grid, fpr, tpr)
+
+    tpr = _interp(y, s)
+    rng = np.random.default_rng(seed)
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    boots = np.empty((n_boot, grid_points))
+    for b in range(n_boot):
+        idx = np.concatenate([rng.choice(pos, pos.size), rng.choice(neg, neg.size)])
+        boots[b] = _interp(y[idx], s[idx])
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(boots, [alpha, 1.0 - alpha], axis=0) if n_boot else (tpr, tpr)
+    return pd.DataFrame({"fpr": grid, "tpr": tpr, "tpr_low": low, "tpr_high": high})

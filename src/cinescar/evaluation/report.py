@@ -1,0 +1,291 @@
+"""The study report: one self-contained HTML file (figures embedded as base64 PNG, no external links).
+
+It only *reads* files — every number comes from results/evaluation/ (written by `evaluate_study`), the
+Grad-CAM examples from results/dl/gradcam/ — so every number shown is also available machine-readably. The config (YAML) and the package versions that produced the run are
+printed at the end.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from cinescar.config import config_hash
+from cinescar.evaluation.plots import LABELS, fold_auc_figure, roc_figure, to_base64_png
+
+log = logging.getLogger(__name__)
+PACKAGES = ["cinescar", "numpy", "scipy", "pandas", "scikit-learn", "pyradiomics-bhklab", "pyradiomics",
+            "SimpleITK", "torch", "lightning", "monai", "optuna", "mlflow", "snakemake", "matplotlib"]  # fmt: skip
+METRIC_NAMES = {"cutoff": "Cut-off", "sensitivity": "Sensitivity", "specificity": "Specificity",
+                "ppv": "Precision (PPV)", "npv": "NPV", "accuracy": "Accuracy", "auc": "AUC",
+                "spared_scar_free": "Scar-free patients spared LGE", "spared_all": "All patients spared LGE"}
+OP_NAMES = {"validation": "cut-off from validation patients",
+            "optimistic": "OPTIMISTIC: cut-off chosen on this cohort itself (paper's variant)"}
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;
+     padding:0 1em;color:#222;line-height:1.45}
+h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}h3{margin-top:1.4em}
+table{border-collapse:collapse;font-size:.85em;margin:.6em 0}
+th,td{border:1px solid #ddd;padding:.25em .5em;text-align:right}th{background:#f3f3f3}
+td:first-child,th:first-child{text-align:left}
+.note{color:#555;font-size:.9em}.optimistic{background:#fff3cd;padding:.5em;border-left:4px solid #e0a800}
+figure{display:inline-block;margin:.5em}figcaption{font-size:.8em;color:#555;max-width:320px}
+pre{background:#f6f6f6;padding:.8em;font-size:.8em;overflow-x:auto}
+"""
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    if not path.exists() or path.stat().st_size == 0:
+        return pd.DataFrame()
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
+def _fmt_num(v: object, digits: int = 2) -> str:
+    if isinstance(v, (int,)) and not isinstance(v, bool):
+        return str(v)
+    try:
+        f = float(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "" if v is None else str(v)
+    if f != f:  # NaN
+        return "–"
+    return f"{f:.{digits}f}"
+
+
+def _fmt_p(p: object) -> str:
+    try:
+        f = float(p)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return ""
+    if f != f:
+        return "–"
+    return "<0.001" if f < 0.001 else f"{f:.3f}"
+
+
+def _table(df: pd.DataFrame, formats: dict[str, callable] | None = None, digits: int = 2) -> str:
+    """A DataFrame as an escaped HTML table; numbers formatted, NaN shown as an en dash."""
+    if df is None or df.empty:
+        return '<p class="note">(no data)</p>'
+    formats = formats or {}
+    out = df.copy()
+    for col in out.columns:
+        fn = formats.get(col)
+        if fn is not None:
+            out[col] = out[col].map(fn)
+        elif pd.api.types.is_float_dtype(out[col]):
+            out[col] = out[col].map(lambda v: _fmt_num(v, digits))
+        else:
+            out[col] = out[col].map(lambda v: "" if v is None or (isinstance(v, float) and v != v) else v)
+    return out.to_html(index=False, escape=True, border=0)
+
+
+def _img(b64: str, alt: str, width: int | None = None) -> str:
+    w = f' width="{width}"' if width else ""
+    return f'<img src="data:image/png;base64,{b64}" alt="{html.escape(alt)}"{w}>'
+
+
+def _file_b64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages that produce the numbers (absent ones left out)."""
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def gradcam_examples(gradcam_dir: str | Path | None, n: int, prefer_fold: int | None = None) -> list[Path]:
+    """Up to n Grad-CAM PNGs, those of the final DL model's fold first, then the other folds, sorted by name."""
+    if not gradcam_dir or n <= 0 or not Path(gradcam_dir).is_dir():
+        return []
+    files = sorted(Path(gradcam_dir).rglob("*.png"))
+    if prefer_fold is not None:
+        first = [f for f in files if f"fold{prefer_fold}" in f.parts]
+        files = first + [f for f in files if f not in first]
+    return files[:n]
+
+
+def _metric_table(table: pd.DataFrame, op: str) -> pd.DataFrame:
+    t = table[table["operating_point"] == op].drop(columns="operating_point")
+    t = t.assign(model=t["model"].map(lambda m: LABELS.get(m, m)), metric=t["metric"].map(METRIC_NAMES))
+    return t
+
+
+def _final_table(table: pd.DataFrame, op: str) -> pd.DataFrame:
+    if table.empty:
+        return table
+    t = table[table["operating_point"] == op].drop(columns="operating_point").copy()
+    t["model"] = t["model"].map(lambda m: LABELS.get(m, m))
+    t["AUC (95% CI)"] = [f"{a:.2f} ({lo:.2f}–{hi:.2f})" if a == a else "–"
+                         for a, lo, hi in zip(t["auc"], t["auc_ci_low"], t["auc_ci_high"], strict=True)]
+    t = t.drop(columns=["auc_ci_low", "auc_ci_high"]).rename(columns=METRIC_NAMES)
+    return t
+
+
+def build_report(
+    evaluation_dir: str | Path,
+    out_html: str | Path,
+    cfg: dict,
+    gradcam_dir: str | Path | None = None,
+    cohort_figure: str | Path | None = None,
+) -> Path:
+    """Write the self-contained HTML report from the evaluation's files; returns its path."""
+    ev_dir = Path(evaluation_dir)
+    ev = cfg.get("evaluation", {})
+    scr = cfg.get("screening", {})
+    level = float(ev.get("ci_level", 0.95))
+    target = float(scr.get("target_sensitivity", 0.90))
+    metrics = _read_csv(ev_dir / "metrics.csv")
+    final = json.loads((ev_dir / "final_models.json").read_text())
+    roc = _read_csv(ev_dir / "roc.csv")
+    delong = _read_csv(ev_dir / "delong.csv")
+    table3 = _read_csv(ev_dir / "table3.csv")
+    table4 = _read_csv(ev_dir / "table4.csv")
+    table4_folds = _read_csv(ev_dir / "table4_folds.csv")
+    ops = list(dict.fromkeys(metrics["operating_point"])) if not metrics.empty else ["validation"]
+
+    parts: list[str] = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        "<title>cinescar study report</title>", f"<style>{CSS}</style></head><body>",
+        "<h1>cinescar: scar screening from non-contrast cine MRI — study report</h1>",
+        f"<p class='note'>Cohort <b>{html.escape(str(cfg.get('cohort', {}).get('name', '')))}</b>, config hash "
+        f"<code>{config_hash(cfg)}</code>. Models: Radiomics, DL, DL-Radiomics (Fahmy et al., JCMR 2022). "
+        f"A patient's probability is the maximum over its images; a patient is positive (LGE scan needed) when "
+        f"it is ≥ the cut-off. The cut-off is the highest threshold reaching patient-level sensitivity ≥ "
+        f"{target:.2f} on the fold's <i>validation</i> patients, applied unchanged to the test cohorts.</p>",
+    ]  # fmt: skip
+    if "optimistic" in ops:
+        parts.append("<p class='optimistic'><b>Optimistic rows present</b> (<code>screening.cutoff_on_test: "
+                     "true</code>): rows labelled OPTIMISTIC use a cut-off chosen on the evaluated cohort itself, "
+                     "as the paper's code did; they overstate what a screening test would reach on new "
+                     "patients.</p>")  # fmt: skip
+
+    # --- headline: final models
+    parts.append("<h2>Final models</h2>")
+    parts.append("<p>For each model, the fold with the highest internal-test AUC (the paper's rule): "
+                 + ", ".join(f"{LABELS.get(m, m)} fold {v['fold']}" for m, v in final.items()) + ".</p>")
+    final_metrics = _read_csv(ev_dir / "final_metrics.csv")
+    table_test = final_metrics[final_metrics["cohort"] == "test"].drop(columns="cohort") if len(final_metrics) \
+        else pd.DataFrame()
+    for op in ops:
+        label = OP_NAMES.get(op, op)
+        parts.append(f"<h3>Internal test cohort — {html.escape(label)}</h3>")
+        parts.append(_table(_final_table(table_test, op)) if not table_test.empty else "<p>(no data)</p>")
+        parts.append(f"<h3>External cohort (paper Table 4) — {html.escape(label)}</h3>")
+        parts.append(_table(_final_table(table4, op)))
+
+    # --- ROC curves
+    parts.append("<h2>ROC curves</h2><div>")
+    for cohort in ("test", "external"):
+        if not roc.empty and (roc["cohort"] == cohort).any():
+            fig = roc_figure(roc, metrics, final, cohort, level)
+            parts.append(f"<figure>{_img(to_base64_png(fig), f'ROC {cohort}')}</figure>")
+    parts.append("</div>")
+    parts.append(f"<p class='note'>Bands: pointwise {level:.0%} stratified bootstrap "
+                 f"({int(ev.get('n_bootstrap', 1000))} replicates, patients resampled within class); AUC "
+                 "confidence intervals in the tables are DeLong's. Data: results/evaluation/roc.csv.</p>")
+    if not metrics.empty:
+        parts.append(f"<figure>{_img(to_base64_png(fold_auc_figure(metrics, 'test')), 'AUC per fold')}</figure>")
+
+    # --- DeLong
+    parts.append("<h2>DeLong tests (patient level, two-sided)</h2>")
+    if not delong.empty:
+        d = delong.copy()
+        d["model_a"] = d["model_a"].map(lambda m: LABELS.get(m, m))
+        d["model_b"] = d["model_b"].map(lambda m: LABELS.get(m, m))
+        fmts = {"p": _fmt_p, "z": lambda v: _fmt_num(v, 2), "se": lambda v: _fmt_num(v, 3),
+                "diff": lambda v: _fmt_num(v, 3)}  # fmt: skip
+        parts.append("<h3>Final models</h3>" + _table(d[d["scope"] == "final"], fmts))
+        parts.append("<h3>Per fold</h3>" + _table(d[d["scope"] != "final"], fmts))
+    else:
+        parts.append("<p>(no data)</p>")
+
+    # --- reproducibility
+    for op in ops:
+        label = html.escape(OP_NAMES.get(op, op))
+        parts.append(f"<h2>Reproducibility over folds — internal test (paper Table 3) — {label}</h2>")
+        parts.append(_table(_metric_table(table3, op)) if not table3.empty else "<p>(no data)</p>")
+        parts.append(f"<h3>Every fold on the external cohort — {label}</h3>")
+        parts.append(_table(_metric_table(table4_folds, op)) if not table4_folds.empty else "<p>(no data)</p>")
+
+    # --- fusion and feature recurrence
+    parts.append("<h2>DL-Radiomics classifier comparison (paper Table S1)</h2>")
+    summary = json.loads((ev_dir / "summary.json").read_text()) if (ev_dir / "summary.json").exists() else {}
+    ch = summary.get("fusion_choice")
+    if ch:
+        parts.append(f"<p>Chosen: k = {ch['k']} fused features, classifier "
+                     f"<b>{html.escape(str(ch.get('classifier_label', ch['classifier'])))}</b> "
+                     f"({html.escape(ch.get('criterion', ''))}).</p>")
+    parts.append("<p class='note'>Image-level validation AUC per fold at the chosen k.</p>")
+    parts.append(_table(_read_csv(ev_dir / "table_s1.csv"), digits=3))
+    for name, title in (("table_s2", "Radiomics model (paper Table S2)"),
+                        ("table_s3", "DL-Radiomics model (paper Table S3)")):  # fmt: skip
+        parts.append(f"<h3>Selected features recurring across folds — {title}</h3>")
+        parts.append(_table(_read_csv(ev_dir / f"{name}.csv")))
+
+    # --- cohort
+    parts.append("<h2>Cohort</h2>")
+    for name, title in (("table1", "Internal cohort (paper Table 1)"), ("table2", "External cohort (paper Table 2)")):
+        t = _read_csv(ev_dir / f"{name}.csv")
+        parts.append(f"<h3>{title}</h3><p class='note'>n (%) or mean ± SD (median); LGE+ vs LGE−: Welch t-test "
+                     "if Shapiro–Wilk accepts normality in both groups, else Mann–Whitney U; χ² (Pearson) for "
+                     "categorical variables. n_* = patients with a value.</p>")  # fmt: skip
+        parts.append(_table(t, {"p": _fmt_p, "statistic": lambda v: _fmt_num(v, 2)}))
+    if cohort_figure and not Path(cohort_figure).is_file():
+        log.warning("cohort figure %s not found: the report goes without it", cohort_figure)
+    if cohort_figure and Path(cohort_figure).is_file():
+        parts.append(f"<figure>{_img(_file_b64(Path(cohort_figure)), 'cohort figure', 900)}"
+                     f"<figcaption>{html.escape(str(cohort_figure))}</figcaption></figure>")
+
+    # --- Grad-CAM
+    dl_fold = final.get("dl", {}).get("fold")
+    cams = gradcam_examples(gradcam_dir, int(ev.get("gradcam_examples", 6)), dl_fold)
+    parts.append("<h2>Grad-CAM examples (DL model)</h2>")
+    if cams:
+        parts.append("<div>" + "".join(
+            f"<figure>{_img(_file_b64(p), p.name, 300)}<figcaption>{html.escape(str(p))}</figcaption></figure>"
+            for p in cams) + "</div>")  # fmt: skip
+    else:
+        parts.append("<p class='note'>(no Grad-CAM images found)</p>")
+
+    # --- provenance
+    parts.append("<h2>Provenance</h2><h3>Configuration</h3>")
+    parts.append(f"<pre>{html.escape(yaml.safe_dump(cfg, sort_keys=False, default_flow_style=False))}</pre>")
+    parts.append("<h3>Package versions</h3>")
+    versions = package_versions()
+    parts.append(_table(pd.DataFrame({"package": list(versions), "version": list(versions.values())})))
+    parts.append("</body></html>")
+
+    out = Path(out_html)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(parts), encoding="utf-8")
+    out.with_name("versions.json").write_text(json.dumps(versions, indent=1))
+    log.info("report written to %s (%.0f kB)", out, out.stat().st_size / 1024)
+    return out
+
+
+def build_and_log_report(evaluation_dir: str | Path, out_html: str | Path, cfg: dict, **kwargs) -> Path:
+    """`build_report`, then log the HTML to MLflow (stage=evaluation)."""
+    from cinescar import tracking
+
+    out = build_report(evaluation_dir, out_html, cfg, **kwargs)
+    with tracking.start_run(cfg, "report", tags={"stage": "evaluation"}) as run:
+        run.log_artifact(out)
+    return out

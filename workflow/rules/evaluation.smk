@@ -1,0 +1,78 @@
+# Evaluation and the study report (docs/evaluation.md): patient-level screening at a validation cut-off,
+# metrics per model/fold/cohort, DeLong tests, the paper's tables, one self-contained HTML report.
+
+EVALUATION = "results/evaluation"
+
+
+rule evaluate:
+    input:
+        radiomics="results/radiomics/predictions.parquet",
+        dl="results/dl/predictions.parquet",
+        fusion="results/fusion/predictions.parquet",
+        index=f"{PREPROCESS}/index.parquet",
+        splits="results/splits/splits.json",
+        manifest=MANIFEST,
+        radiomics_selected="results/radiomics/selected_features.csv",
+        radiomics_choice="results/radiomics/chosen_k.json",
+        fusion_selected="results/fusion/selected_features.csv",
+        fusion_choice="results/fusion/choice.json",
+        fusion_classifiers="results/fusion/classifiers.csv",
+        mlflow=MLFLOW_READY,
+    output:
+        metrics=f"{EVALUATION}/metrics.csv",
+        patients=f"{EVALUATION}/patients.csv",
+        delong=f"{EVALUATION}/delong.csv",
+        final_models=f"{EVALUATION}/final_models.json",
+        final_metrics=f"{EVALUATION}/final_metrics.csv",
+        roc=f"{EVALUATION}/roc.csv",
+        table1=f"{EVALUATION}/table1.csv",
+        table2=f"{EVALUATION}/table2.csv",
+        table3=f"{EVALUATION}/table3.csv",
+        table4=f"{EVALUATION}/table4.csv",
+        table4_folds=f"{EVALUATION}/table4_folds.csv",
+        table_s1=f"{EVALUATION}/table_s1.csv",
+        table_s2=f"{EVALUATION}/table_s2.csv",
+        table_s3=f"{EVALUATION}/table_s3.csv",
+        summary=f"{EVALUATION}/summary.json",
+    params:
+        cfg=cfg_sections("screening", "evaluation"),
+        out_dir=EVALUATION,
+    log:
+        "logs/evaluation/evaluate.log",
+    benchmark:
+        "benchmarks/evaluation/evaluate.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    script:
+        "../scripts/evaluation_evaluate.py"
+
+
+rule report:
+    input:
+        metrics=f"{EVALUATION}/metrics.csv",
+        delong=f"{EVALUATION}/delong.csv",
+        final_models=f"{EVALUATION}/final_models.json",
+        final_metrics=f"{EVALUATION}/final_metrics.csv",
+        roc=f"{EVALUATION}/roc.csv",
+        summary=f"{EVALUATION}/summary.json",
+        tables=expand(f"{EVALUATION}/{{t}}.csv",
+                      t=["table1", "table2", "table3", "table4", "table4_folds", "table_s1", "table_s2", "table_s3"]),
+        gradcam=expand("results/dl/gradcam/fold{fold}/done.json", fold=FOLDS),
+        mlflow=MLFLOW_READY,
+    output:
+        html="results/report/report.html",
+        versions="results/report/versions.json",
+    params:
+        cfg=cfg_sections("evaluation"),
+        evaluation_dir=EVALUATION,
+        gradcam_dir="results/dl/gradcam",
+        # optional: embedded only if the file exists (not an input, so a missing figure never blocks the report)
+        cohort_figure=config["evaluation"]["cohort_figure"],
+    log:
+        "logs/evaluation/report.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+    script:
+        "../scripts/evaluation_report.py"
