@@ -1,0 +1,216 @@
+"""Hyperparameter tuning (paper: "selected using hyperband optimization"): Optuna TPE + HyperbandPruner.
+
+Tuned: base width (channels per layer), learning rate, kernel size and dropout -- the four the paper names.
+Each trial trains on one development fold's `train` images and is scored on that fold's `val` images
+(image-level accuracy by default, the paper's selection criterion); the epoch is the Hyperband resource.
+Internal-test and external images are never loaded here: `tune_from_files` reads only the tuning fold's
+`train` and `val` rows of the store.
+
+Deterministic: the TPE sampler is seeded and every trial trains with the same seed, so trials differ only
+in their hyperparameters; the study lives in memory (one process, a few trials), nothing to clean up.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import optuna
+import pandas as pd
+
+from cinescar.dl.train import Arrays, fit_network, merged_params
+from cinescar.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+TUNABLE = ("base_width", "learning_rate", "kernel_size", "dropout")
+INTEGER = ("base_width", "kernel_size")
+DIRECTIONS = {"val_acc": "maximize", "val_auc": "maximize", "val_loss": "minimize"}
+
+
+def suggest(trial: optuna.Trial, space: dict) -> dict:
+    """Draw one value per search-space entry: {"choices": [...]} or {"low", "high", "log"?, "step"?}."""
+    out = {}
+    for name, spec in space.items():
+        if name not in TUNABLE:
+            raise ConfigError(f"dl.tuning.search_space.{name}: not tunable (tunable: {', '.join(TUNABLE)})")
+        if "choices" in spec:
+            out[name] = trial.suggest_categorical(name, list(spec["choices"]))
+        elif "low" in spec and "high" in spec:
+            if name in INTEGER:
+                out[name] = trial.suggest_int(name, int(spec["low"]), int(spec["high"]),
+                                              step=int(spec.get("step", 1)), log=bool(spec.get("log", False)))
+            else:
+                out[name] = trial.suggest_float(name, float(spec["low"]), float(spec["high"]),
+                                                log=bool(spec.get("log", False)), step=spec.get("step"))
+        else:
+            raise ConfigError(f"dl.tuning.search_space.{name}: give either 'choices' or 'low' and 'high'")
+    return out
+
+
+def subsample(arrays: Arrays, n: int | None, seed: int) -> Arrays:
+    """At most `n` images (random, seeded, original order kept); all when n is None or larger."""
+    images, masks, labels = arrays
+    if n is None or n >= len(labels):
+        return arrays
+    keep = np.sort(np.random.default_rng(seed).choice(len(labels), size=int(n), replace=False))
+    return images[keep], masks[keep], labels[keep]
+
+
+class _Pruning(pl.Callback):
+    """Reports the epoch's validation metric to Optuna; asks Lightning to stop when Hyperband prunes."""
+
+    def __init__(self, trial: optuna.Trial, metric: str) -> None:
+        self.trial, self.metric, self.pruned = trial, metric, False
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module) -> None:
+        if not pl_module.history:
+            return
+        value = pl_module.history[-1][self.metric]
+        if math.isnan(value):
+            return
+        self.trial.report(value, step=pl_module.history[-1]["epoch"])
+        if self.trial.should_prune():
+            self.pruned = True
+            trainer.should_stop = True
+
+
+def tune(train: Arrays, val: Arrays, dl_cfg: dict, seed: int, log_fn=None) -> dict:
+    """Run the Optuna study on one fold's train/val arrays; return the chosen params and the trial table.
+
+    `dl_cfg` is config section `dl` (network/training defaults, augmentation, tuning). `log_fn(trial_record)`
+    is called after each trial (MLflow).
+    """
+    tcfg = dl_cfg.get("tuning", {})
+    metric = str(tcfg.get("metric", "val_acc"))
+    if metric not in DIRECTIONS:
+        raise ConfigError(f"dl.tuning.metric must be one of {sorted(DIRECTIONS)}, got {metric!r}")
+    max_epochs = int(tcfg.get("max_epochs", 2))
+    training = {**dl_cfg.get("training", {}), "max_epochs": max_epochs, "early_stopping_patience": 0}
+    base = merged_params(dl_cfg)
+    train = subsample(train, tcfg.get("max_train_images"), seed)
+    val = subsample(val, tcfg.get("max_val_images"), seed + 1)
+    space = tcfg.get("search_space", {})
+
+    def objective(trial: optuna.Trial) -> float:
+        params = {**base, **suggest(trial, space)}
+        pruning = _Pruning(trial, metric)
+        result = fit_network(train, val, params, training, dl_cfg.get("augmentation", {}), seed,
+                             callbacks=[pruning])
+        values = [r[metric] for r in result.history if not math.isnan(r[metric])]
+        trial.set_user_attr("epochs", len(result.history))
+        if pruning.pruned:
+            raise optuna.TrialPruned()
+        if not values:
+            return math.nan
+        return max(values) if DIRECTIONS[metric] == "maximize" else min(values)
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own line per trial replaces Optuna's
+    sampler = optuna.samplers.TPESampler(seed=int(seed))
+    pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(max_epochs, 1),
+                                            reduction_factor=int(tcfg.get("reduction_factor", 3)))
+    study = optuna.create_study(direction=DIRECTIONS[metric], sampler=sampler, pruner=pruner,
+                                study_name="cinescar-dl")
+
+    def after(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        record = _trial_record(trial)
+        log.info("trial %d %s: %s = %s, params %s", trial.number, record["state"], metric, record["value"],
+                 trial.params)
+        if log_fn is not None:
+            log_fn(record)
+
+    study.optimize(objective, n_trials=int(tcfg.get("n_trials", 3)), callbacks=[after])
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None
+                and not math.isnan(t.value)]
+    if not complete:
+        # Every trial pruned or undefined: fall back to the configured defaults, and say so.
+        log.warning("no tuning trial completed with a %s; keeping the configured defaults", metric)
+        chosen, best_value, best_trial = {k: base[k] for k in space}, None, None
+    else:
+        best = study.best_trial
+        chosen, best_value, best_trial = dict(best.params), best.value, best.number
+    return {
+        "params": {**{k: base[k] for k in TUNABLE if k in base}, **chosen},
+        "tuned": True,
+        "metric": metric,
+        "best_value": best_value,
+        "best_trial": best_trial,
+        "seed": int(seed),
+        "n_trials": len(study.trials),
+        "max_epochs": max_epochs,
+        "n_train_images": int(len(train[2])),
+        "n_val_images": int(len(val[2])),
+        "trials": [_trial_record(t) for t in study.trials],
+    }
+
+
+def _trial_record(trial: optuna.trial.FrozenTrial) -> dict:
+    return {"number": trial.number, "state": trial.state.name, "value": trial.value, "params": dict(trial.params),
+            "epochs": trial.user_attrs.get("epochs")}
+
+
+def tuning_images(index: pd.DataFrame, splits: dict, fold: int) -> dict[str, pd.DataFrame]:
+    """The only images tuning may see: the tuning fold's development `train` and `val` images."""
+    from cinescar.preprocessing.splits import fold_images
+
+    roles = fold_images(index, splits, fold)
+    return {"train": roles["train"], "val": roles["val"]}
+
+
+def tune_from_files(
+    index_path: str | Path,
+    splits_path: str | Path,
+    store_root: str | Path,
+    cfg: dict,
+    out_path: str | Path,
+    threads: int | None = None,
+) -> dict:
+    """The `dl_tune` job: tune on fold `dl.tuning.fold`, write best_params.json, log to MLflow.
+
+    With `dl.tuning.enabled: false` the configured values are written as the "chosen" ones (tuned: false),
+    so the workflow's shape does not depend on the switch.
+    """
+    import torch
+
+    from cinescar import tracking
+    from cinescar.dl.train import role_arrays
+    from cinescar.preprocessing.splits import load_splits
+    from cinescar.preprocessing.store import load_index
+
+    if threads:
+        torch.set_num_threads(int(threads))
+    dl_cfg = cfg["dl"]
+    tcfg = dl_cfg.get("tuning", {})
+    seed = int(cfg.get("seed", 0))
+    fold = int(tcfg.get("fold", 0))
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with tracking.start_run(cfg, "dl-tuning", {"stage": "dl", "model": "dl", "fold": fold}) as run:
+        if not tcfg.get("enabled", True):
+            base = merged_params(dl_cfg)
+            result = {"params": {k: base[k] for k in TUNABLE if k in base}, "tuned": False, "trials": []}
+        else:
+            roles = tuning_images(load_index(index_path), load_splits(splits_path), fold)
+            run.log_params({"fold": fold, "seed": seed, "metric": tcfg.get("metric", "val_acc"),
+                            "n_trials": tcfg.get("n_trials"), "max_epochs": tcfg.get("max_epochs"),
+                            "search_space": json.dumps(tcfg.get("search_space", {}), sort_keys=True)})
+
+            def to_mlflow(record: dict) -> None:
+                if record["value"] is not None:
+                    run.log_metrics({f"trial_{tcfg.get('metric', 'val_acc')}": record["value"]},
+                                    step=record["number"])
+
+            result = tune(role_arrays(roles["train"], store_root), role_arrays(roles["val"], store_root), dl_cfg,
+                          seed, log_fn=to_mlflow)
+            result["fold"] = fold
+        run.log_params({f"best.{k}": v for k, v in result["params"].items()})
+        if result.get("best_value") is not None:
+            run.log_metrics({"best_value": result["best_value"]})
+        out_path.write_text(json.dumps(result, indent=1))
+        run.log_artifact(out_path)
+    log.info("DL hyperparameters: %s", result["params"])
+    return result

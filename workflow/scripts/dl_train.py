@@ -1,0 +1,13 @@
+from pathlib import Path
+
+from cinescar.logs import setup_logging
+
+setup_logging(snakemake.log[0])
+
+from cinescar.dl.train import train_fold_from_files  # noqa: E402  (after logging: Lightning logs at import)
+
+# The store's root is the folder of the gathered index (results/preprocess).
+train_fold_from_files(snakemake.input.index, snakemake.input.splits, Path(snakemake.input.index).parent,
+                      snakemake.input.params, dict(snakemake.config), int(snakemake.wildcards.fold),
+                      Path(snakemake.output.model).parent, Path(snakemake.output.gradcam).parent,
+                      threads=snakemake.threads)
