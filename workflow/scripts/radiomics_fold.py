@@ -1,0 +1,8 @@
+from cinescar.logs import setup_logging
+from cinescar.radiomics.run import run_fold
+
+setup_logging(snakemake.log[0])
+# The full config goes to MLflow so this run nests under the same parent run as every other stage's.
+run_fold(snakemake.input.features, snakemake.input.index, snakemake.input.splits, int(snakemake.wildcards.fold),
+         snakemake.config, snakemake.output.scores, snakemake.output.predictions, snakemake.output.model,
+         snakemake.output.selected)
