@@ -1,5 +1,5 @@
 # cinescar: scar screening of HCM patients from non-contrast cine MRI (Fahmy et al., JCMR 2022).
-# This file only includes the rule files; see docs/architecture.md for the stages and their artifacts.
+# This file only includes the rule files; docs/architecture.md lists the stages and their artifacts.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -10,11 +10,13 @@ configfile: f"{workflow.basedir}/config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/cohort.smk"
+include: "workflow/rules/radiomics.smk"
+include: "workflow/rules/dl.smk"
+include: "workflow/rules/fusion.smk"
+include: "workflow/rules/evaluation.smk"
 
 
 rule all:
     input:
-        "results/splits/splits.json",
-        f"{PREPROCESS}/index.parquet",
-        MLFLOW_READY,
+        "results/report/report.html",
     default_target: True

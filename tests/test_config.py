@@ -12,7 +12,8 @@ from cinescar.errors import ConfigError
 def _walk(schema, path=""):
     for key, sub in schema.get("properties", {}).items():
         yield f"{path}{key}", sub
-        if sub.get("type") == "object":
+        # an object whose default is given whole (e.g. a search space) needs no per-key defaults below it
+        if sub.get("type") == "object" and not sub.get("default"):
             yield from _walk(sub, f"{path}{key}.")
 
 

@@ -50,3 +50,17 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (f"{workflow.basedir}/src", os.environ.get("PYTHONPATH", "")) if p
 )
 ENVS = f"{workflow.basedir}/envs"
+
+
+def repo_path(path):
+    """A config path as given if it exists from the working directory, else relative to the workflow
+    (so `snakemake -d elsewhere` still finds the shipped config/radiomics.yaml)."""
+    if not path or os.path.isabs(path) or os.path.exists(path):
+        return path
+    shipped = f"{workflow.basedir}/{path}"
+    return shipped if os.path.exists(shipped) else path
+
+
+# Gradient boosting's OpenMP threads spin while waiting for a busy core; passive waiting keeps
+# parallel jobs on few cores from slowing each other down (measured 1.0 s vs 3-37 s per fit).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -37,6 +37,8 @@ rule evaluate:
     params:
         cfg=cfg_sections("screening", "evaluation"),
         out_dir=EVALUATION,
+    conda:
+        f"{ENVS}/evaluation.yaml"
     log:
         "logs/evaluation/evaluate.log",
     benchmark:
@@ -68,7 +70,9 @@ rule report:
         evaluation_dir=EVALUATION,
         gradcam_dir="results/dl/gradcam",
         # optional: embedded only if the file exists (not an input, so a missing figure never blocks the report)
-        cohort_figure=config["evaluation"]["cohort_figure"],
+        cohort_figure=repo_path(config["evaluation"]["cohort_figure"]),
+    conda:
+        f"{ENVS}/evaluation.yaml"
     log:
         "logs/evaluation/report.log",
     threads: 1

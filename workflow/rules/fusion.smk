@@ -18,6 +18,8 @@ rule fusion_fold:
         model=f"{FUSION}/fold{{fold}}/model.joblib",
     params:
         cfg=cfg_sections("fusion", "radiomics"),
+    conda:
+        f"{ENVS}/evaluation.yaml"
     log:
         "logs/fusion/fold{fold}.log",
     benchmark:
@@ -41,6 +43,8 @@ rule fusion_choose:
         selected=f"{FUSION}/selected_features.csv",
     params:
         cfg=cfg_sections("fusion"),
+    conda:
+        f"{ENVS}/evaluation.yaml"
     log:
         "logs/fusion/choose.log",
     resources:

@@ -9,7 +9,7 @@ rule radiomics_extract:
         index=f"{PREPROCESS}/centers/{{center}}/index.parquet",
         images=f"{PREPROCESS}/centers/{{center}}/images.npy",
         masks=f"{PREPROCESS}/centers/{{center}}/masks.npy",
-        params=config["radiomics"]["params"],
+        params=repo_path(config["radiomics"]["params"]),
     output:
         features=f"{RADIOMICS}/centers/{{center}}.parquet",
         failures=f"{RADIOMICS}/centers/{{center}}.failures.csv",
