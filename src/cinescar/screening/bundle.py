@@ -1,0 +1,502 @@
+"""The study's final models frozen as one versioned, hash-checked folder: the model bundle.
+
+Why a bundle: screening a new exam must use exactly the models the study reported -- per model (Radiomics,
+DL, DL-Radiomics) the fold chosen on the internal test (`results/evaluation/final_models.json`) and the
+cut-off chosen on that fold's validation patients -- together with everything that turns an exam into
+their inputs (preprocessing settings, the pyradiomics parameter file, the CNN that makes the fused model's
+DL features). Copying those into one folder, with the SHA-256 of every file, means a bundle keeps working
+after `results/` is cleaned or rerun, and can be shipped to another machine.
+
+Layout (`results/bundle/`):
+
+| file | content |
+|---|---|
+| `bundle.json` | format (`cinescar-bundle/1`), creation time, cinescar version, SHA-256 of every other file |
+| `metadata.json` | folds, cut-offs and their validation sensitivity, preprocessing settings, training ranges (for the out-of-distribution check), config, package versions, SHA-256 of the training manifest |
+| `radiomics_params.yaml` | the pyradiomics parameter file, copied |
+| `radiomics/model.joblib` | the fitted `RadiomicsModel` of the chosen fold and k (imputer, scaler, selected features, classifier) |
+| `fusion/model.joblib` | the fitted `FusionModel` of the chosen fold, k and classifier |
+| `cnn/fold{f}.pt`, `cnn/fold{f}.json` | CNN weights (a plain state_dict) and hyper-parameters of each fold a model needs: the DL model's, and the fused model's (its DL features come from its own fold's CNN) |
+
+Loading is safe by construction as far as it can be: `bundle.json` (plain JSON) is read first; the format
+version is checked and the SHA-256 of *every* listed file is compared **before** anything is unpickled;
+CNN weights are read with `torch.load(weights_only=True)`. The scikit-learn parts are pickles (joblib), so
+a bundle runs code when loaded: load only bundles from sources you trust (docs/screening.md). Hashes stored
+next to the files detect corruption and accidental edits, not a deliberate forger who rewrites bundle.json;
+pin `bundle.json`'s own digest (`expected_digest`, `cinescar screen --bundle-sha256`) for that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+import shutil
+import sys
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cinescar import __version__
+from cinescar.errors import CinescarError
+
+log = logging.getLogger(__name__)
+
+FORMAT_NAME = "cinescar-bundle"
+FORMAT_VERSION = 1
+FORMAT = f"{FORMAT_NAME}/{FORMAT_VERSION}"
+BUNDLE_JSON = "bundle.json"
+METADATA_JSON = "metadata.json"
+RADIOMICS_PARAMS = "radiomics_params.yaml"
+RADIOMICS_MODEL = "radiomics/model.joblib"
+FUSION_MODEL = "fusion/model.joblib"
+MODELS = ("radiomics", "dl", "fusion")
+MODEL_LABELS = {"radiomics": "Radiomics", "dl": "DL", "fusion": "DL-Radiomics"}
+DEFAULTS: dict[str, Any] = {
+    "register_model": True,
+    "model_name": "cinescar-scar-screening",
+    "gradcam_images": 3,
+    "ood_tolerance": 0.1,
+}
+"""Defaults of the `bundle` config section (config/sections/bundle.schema.yaml)."""
+
+VERSIONED_PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "joblib", "torch", "SimpleITK",
+                      "pyradiomics-bhklab", "pyradiomics", "PyWavelets", "monai", "mlflow")
+
+
+def bundle_settings(cfg: dict) -> dict[str, Any]:
+    """The `bundle` config section with its defaults filled (works before the lead merges the schema)."""
+    return {**DEFAULTS, **(cfg.get("bundle") or {})}
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages whose behaviour the bundle's numbers depend on (absent ones left out)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": sys.version.split()[0], "platform": platform.platform(), "cinescar": __version__}
+    for name in VERSIONED_PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+# --------------------------------------------------------------------------------------------- building
+
+
+def _by_fold(paths: list[str | Path], fold: int, what: str) -> Path:
+    """The one path of `paths` that lies in a `fold{fold}` folder (the workflow's per-fold layout)."""
+    hits = [Path(p) for p in paths if Path(p).parent.name == f"fold{int(fold)}"]
+    if len(hits) != 1:
+        raise CinescarError(f"no single {what} file of fold {fold} among {[str(p) for p in paths]}")
+    return hits[0]
+
+
+def operating_points(final_models: str | Path, metrics: str | Path) -> dict[str, dict]:
+    """Per model: the final fold, its cut-off (chosen on validation patients) and the validation sensitivity.
+
+    The cut-off is `final_models.json`'s (written by the evaluation from the fold's validation patients);
+    the sensitivity it gave on those patients is the `val` / `validation` row of `metrics.csv`. The two files
+    must agree on the cut-off: a disagreement means they come from different evaluation runs.
+    """
+    import pandas as pd
+
+    final = json.loads(Path(final_models).read_text(encoding="utf-8"))
+    missing = [m for m in MODELS if m not in final]
+    if missing:
+        raise CinescarError(f"{final_models} has no final model for {missing}")
+    table = pd.read_csv(metrics)
+    out = {}
+    for model in MODELS:
+        fold = int(final[model]["fold"])
+        row = table[(table["model"] == model) & (table["fold"] == fold) & (table["cohort"] == "val")
+                    & (table["operating_point"] == "validation")]  # fmt: skip
+        if len(row) != 1:
+            raise CinescarError(f"{metrics} has no validation row for {model} fold {fold}")
+        row = row.iloc[0]
+        cutoff = float(final[model]["cutoff"])
+        if not np.isclose(cutoff, float(row["cutoff"]), rtol=0, atol=1e-12):
+            raise CinescarError(f"{final_models} and {metrics} disagree on the {model} cut-off of fold {fold} "
+                                f"({cutoff} vs {row['cutoff']}): rerun the evaluation")
+        out[model] = {
+            "label": MODEL_LABELS[model],
+            "fold": fold,
+            "cutoff": cutoff,
+            "validation_sensitivity": float(row["sensitivity"]),
+            "validation_specificity": float(row["specificity"]),
+            "validation_patients": int(row["n_patients"]),
+            "test_auc": final[model].get("test_auc"),
+            "external_auc": final[model].get("external_auc"),
+            "fold_rule": final[model].get("rule", "fold with the highest internal-test AUC"),
+        }
+    return out
+
+
+def intensity_percentiles(volume: np.ndarray) -> tuple[float, float]:
+    """1st and 99th percentile of a raw image volume's finite intensities.
+
+    The statistic of the out-of-distribution check: robust to a few hot pixels, and it exposes an exam
+    stored on another scale (e.g. intensities in [0, 1] where training images held scanner units).
+    """
+    values = np.asarray(volume, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(values, [1.0, 99.0])
+    return float(lo), float(hi)
+
+
+def training_ranges(index_path: str | Path, splits_path: str | Path, manifest_path: str | Path,
+                    folds: list[int]) -> dict[str, Any]:  # fmt: skip
+    """Acquisition ranges of the images that trained the final models (union of the chosen folds' train).
+
+    Pixel spacing and matrix size come from the image index (`spacing_x/y`, `orig_rows/cols`); raw intensity
+    percentiles are not in the index, so they are read from the training patients' image files.
+    """
+    import pandas as pd
+
+    from cinescar.cohort.contract import PHASES, as_stack, read_manifest, read_volume, resolve
+    from cinescar.preprocessing.splits import load_splits
+
+    splits = load_splits(splits_path)
+    train: set[str] = set()
+    for f in splits["folds"]:
+        if int(f["fold"]) in folds:
+            train |= {str(p) for p in f["train"]}
+    index = pd.read_parquet(index_path)
+    rows = index[index["patient_id"].astype(str).isin(train)]
+    if rows.empty:
+        raise CinescarError(f"no image of the training patients of folds {folds} in {index_path}")
+    spacing = pd.concat([rows["spacing_x"], rows["spacing_y"]]).astype(float)
+    cohort_dir = Path(manifest_path).parent
+    manifest = read_manifest(cohort_dir)
+    p01, p99 = [], []
+    for _, r in manifest[manifest["patient_id"].astype(str).isin(train)].iterrows():
+        for img_col, _mask_col in PHASES.values():
+            arr, _ = as_stack(read_volume(resolve(cohort_dir, r[img_col]), str(r["patient_id"])))
+            lo, hi = intensity_percentiles(arr)
+            p01.append(lo)
+            p99.append(hi)
+    return {
+        "source": f"training patients of folds {sorted(folds)}",
+        "n_patients": len(train),
+        "n_images": int(len(rows)),
+        "spacing_mm": [float(spacing.min()), float(spacing.max())],
+        "rows": [int(rows["orig_rows"].min()), int(rows["orig_rows"].max())],
+        "cols": [int(rows["orig_cols"].min()), int(rows["orig_cols"].max())],
+        "intensity_p01": [float(np.nanmin(p01)), float(np.nanmax(p01))],
+        "intensity_p99": [float(np.nanmin(p99)), float(np.nanmax(p99))],
+    }
+
+
+def _copy_cnn(ckpt: Path, hparams: Path, dest: Path, fold: int) -> dict[str, str]:
+    """Copy one fold's CNN; check that it loads as plain weights (weights_only) into its network first."""
+    import torch
+
+    from cinescar.dl.network import build_network
+
+    hp = json.loads(Path(hparams).read_text(encoding="utf-8"))
+    if "network" not in hp:
+        raise CinescarError(f"{hparams} has no 'network' hyper-parameters")
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    build_network(hp["network"]).load_state_dict(state)
+    (dest / "cnn").mkdir(parents=True, exist_ok=True)
+    weights, params = f"cnn/fold{fold}.pt", f"cnn/fold{fold}.json"
+    shutil.copyfile(ckpt, dest / weights)
+    (dest / params).write_text(json.dumps({"network": hp["network"], "fold": int(fold),
+                                           "source": str(ckpt)}, indent=1))
+    return {"weights": weights, "hparams": params}
+
+
+def _replace_dir(tmp: Path, out_dir: Path) -> None:
+    """Swap the finished bundle in, so a reader never sees a half-written one."""
+    old = out_dir.with_name(out_dir.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if out_dir.exists():
+        out_dir.rename(old)
+    tmp.rename(out_dir)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def build_bundle(
+    out_dir: str | Path,
+    *,
+    final_models: str | Path,
+    metrics: str | Path,
+    radiomics_models: list[str | Path],
+    radiomics_chosen_k: str | Path,
+    dl_models: list[str | Path],
+    dl_hparams: list[str | Path],
+    fusion_models: list[str | Path],
+    fusion_choice: str | Path,
+    radiomics_params: str | Path,
+    index: str | Path,
+    splits: str | Path,
+    manifest: str | Path,
+    cfg: dict,
+) -> Path:
+    """Write the bundle folder `out_dir` from a finished study's files; returns the path of bundle.json.
+
+    Per-fold inputs are lists over all folds (the workflow's layout); the folds named in `final_models`
+    are picked from them.
+    """
+    import joblib
+
+    from cinescar.config import config_hash
+    from cinescar.fusion.run import load_model as load_fusion
+    from cinescar.radiomics.run import load_model as load_radiomics
+
+    out_dir = Path(out_dir)
+    points = operating_points(final_models, metrics)
+    folds = {m: points[m]["fold"] for m in MODELS}
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    (tmp / "radiomics").mkdir(parents=True)
+    (tmp / "fusion").mkdir(parents=True)
+
+    rad = load_radiomics(_by_fold(radiomics_models, folds["radiomics"], "radiomics model"),
+                         chosen_k_path=radiomics_chosen_k)
+    joblib.dump(rad, tmp / RADIOMICS_MODEL)
+    fus = load_fusion(_by_fold(fusion_models, folds["fusion"], "fusion model"), choice_path=fusion_choice)
+    joblib.dump(fus, tmp / FUSION_MODEL)
+    cnns = {}
+    for fold in sorted({folds["dl"], folds["fusion"]}):
+        cnns[str(fold)] = _copy_cnn(_by_fold(dl_models, fold, "DL model"), _by_fold(dl_hparams, fold, "DL hparams"),
+                                    tmp, fold)
+    if not Path(radiomics_params).is_file():
+        raise CinescarError(f"pyradiomics parameter file not found: {radiomics_params}")
+    shutil.copyfile(radiomics_params, tmp / RADIOMICS_PARAMS)
+
+    settings = bundle_settings(cfg)
+    models = {
+        "radiomics": {**points["radiomics"], "file": RADIOMICS_MODEL, "k": int(rad.k),
+                      "selected_features": list(rad.selected), "failure_policy": rad.failure_policy},
+        "dl": {**points["dl"], "cnn": str(folds["dl"])},
+        "fusion": {**points["fusion"], "file": FUSION_MODEL, "k": int(fus.k), "classifier": fus.classifier_name,
+                   "selected_features": list(fus.selected), "failure_policy": fus.failure_policy,
+                   "cnn": str(folds["fusion"])},
+    }
+    metadata = {
+        "cinescar_version": __version__,
+        "models": models,
+        "cnn": cnns,
+        "screening": {
+            "target_sensitivity": float(cfg.get("screening", {}).get("target_sensitivity", 0.9)),
+            "patient_probability": "maximum over the exam's images",
+            "positive": "patient probability >= cut-off (ties are positive)",
+            "cutoff": "highest threshold whose sensitivity on the fold's validation patients reaches the target",
+        },
+        "preprocessing": dict(cfg.get("preprocessing", {})),
+        "radiomics_params": RADIOMICS_PARAMS,
+        "training_ranges": training_ranges(index, splits, manifest, sorted(set(folds.values()))),
+        "ood_tolerance": float(settings["ood_tolerance"]),
+        "gradcam": {"n_images": int(settings["gradcam_images"]),
+                    "layer": cfg.get("dl", {}).get("gradcam", {}).get("layer", "blocks.2.conv"),
+                    "alpha": float(cfg.get("dl", {}).get("gradcam", {}).get("alpha", 0.4))},
+        "training_cohort": {"name": cfg.get("cohort", {}).get("name"), "manifest_sha256": sha256_file(manifest)},
+        "config": cfg,
+        "config_hash": config_hash(cfg),
+        "versions": package_versions(),
+    }
+    (tmp / METADATA_JSON).write_text(json.dumps(metadata, indent=1, default=str))
+    files = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    (tmp / BUNDLE_JSON).write_text(json.dumps({"format": FORMAT, "created_utc": created,
+                                               "cinescar_version": __version__, "files": files}, indent=1))
+    _replace_dir(tmp, out_dir)
+    log.info("bundle %s: radiomics fold %d, DL fold %d, DL-Radiomics fold %d; %d files; bundle.json SHA-256 %s",
+             out_dir, folds["radiomics"], folds["dl"], folds["fusion"], len(files),
+             sha256_file(out_dir / BUNDLE_JSON))
+    return out_dir / BUNDLE_JSON
+
+
+def build_bundle_from_workflow(out_json: str | Path, cfg: dict, **inputs: Any) -> Path:
+    """The `bundle` rule: build the bundle next to `out_json`, then register it in MLflow (never fatal)."""
+    out_json = Path(out_json)
+    if out_json.name != BUNDLE_JSON:
+        raise CinescarError(f"the bundle's output must be a {BUNDLE_JSON}, got {out_json}")
+    path = build_bundle(out_json.parent, cfg=cfg, **inputs)
+    if bundle_settings(cfg)["register_model"]:
+        from cinescar.screening.pyfunc import register_bundle
+
+        register_bundle(out_json.parent, cfg)
+    else:
+        log.info("bundle.register_model is false: the bundle is not registered in MLflow")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def _safe_member(root: Path, name: str) -> Path:
+    """A listed file name must stay inside the bundle (no absolute paths, no '..')."""
+    rel = Path(name)
+    if rel.is_absolute() or ".." in rel.parts or not name:
+        raise CinescarError(f"bundle {root}: file name {name!r} in {BUNDLE_JSON} points outside the bundle")
+    return root / rel
+
+
+def verify_bundle(path: str | Path, expected_digest: str | None = None) -> tuple[dict, str]:
+    """Check format version and every file's SHA-256 without unpickling anything; (bundle.json, its digest)."""
+    root = Path(path)
+    if root.is_file() and root.name == BUNDLE_JSON:
+        root = root.parent
+    index_file = root / BUNDLE_JSON
+    if not index_file.is_file():
+        raise CinescarError(f"{root} is not a cinescar bundle: it has no {BUNDLE_JSON}")
+    digest = sha256_file(index_file)
+    if expected_digest is not None and digest != expected_digest.strip().lower():
+        raise CinescarError(f"bundle {index_file} has SHA-256 {digest}, not the expected {expected_digest}: "
+                            "refusing to load it")
+    try:
+        manifest = json.loads(index_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CinescarError(f"{index_file} is not valid JSON ({exc})") from None
+    fmt = str(manifest.get("format", "")) if isinstance(manifest, dict) else ""
+    name, _, version = fmt.partition("/")
+    if name != FORMAT_NAME or not version.isdigit():
+        raise CinescarError(f"{index_file}: format {fmt!r} is not a cinescar bundle format ({FORMAT})")
+    if int(version) != FORMAT_VERSION:
+        raise CinescarError(f"bundle {root} has the incompatible format version {fmt}; cinescar {__version__} reads "
+                            f"{FORMAT} only: rebuild the bundle (snakemake results/bundle/bundle.json) or use the "
+                            f"cinescar version that made it ({manifest.get('cinescar_version', 'unknown')})")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or METADATA_JSON not in files:
+        raise CinescarError(f"{index_file} lists no files (or no {METADATA_JSON})")
+    for name, expected in files.items():
+        member = _safe_member(root, name)
+        if not member.is_file():
+            raise CinescarError(f"bundle file {member} is missing (listed in {index_file})")
+        found = sha256_file(member)
+        if found != expected:
+            raise CinescarError(f"bundle file {member} does not match its SHA-256 in {BUNDLE_JSON} (expected "
+                                f"{expected[:16]}..., found {found[:16]}...): the bundle was modified or corrupted "
+                                "after it was built; refusing to load it")
+    return manifest, digest
+
+
+@dataclass
+class Bundle:
+    """A loaded bundle: the three final models, the CNNs they need, cut-offs and settings."""
+
+    root: Path
+    listing: dict
+    digest: str
+    meta: dict
+    radiomics: Any
+    fusion: Any
+    cnns: dict[int, Any]
+    _extractor: Any = field(default=None, repr=False)
+
+    @property
+    def models(self) -> dict[str, dict]:
+        return self.meta["models"]
+
+    def cutoff(self, model: str) -> float:
+        return float(self.models[model]["cutoff"])
+
+    def cnn(self, model: str) -> Any:
+        """The CNN whose output a model reads: the DL model's own, or the fused model's feature extractor."""
+        return self.cnns[int(self.models[model]["cnn"])]
+
+    @property
+    def preprocess_settings(self):
+        from cinescar.preprocessing.images import PreprocessSettings
+
+        return PreprocessSettings.from_config({"preprocessing": self.meta["preprocessing"]})
+
+    @property
+    def radiomics_params(self) -> Path:
+        return self.root / self.meta["radiomics_params"]
+
+    def radiomics_features_needed(self) -> list[str] | None:
+        """The radiomics features either model reads, or None when every feature must be computed.
+
+        Imputation and min-max scaling work column by column, so unselected features cannot change a
+        prediction -- except under `failure_policy: exclude`, where a failure in *any* feature excludes the
+        image; then everything is extracted, as in the workflow.
+        """
+        from cinescar.fusion.model import DL_COLUMN
+
+        if "exclude" in (self.radiomics.failure_policy, self.fusion.failure_policy):
+            return None
+        names = list(self.radiomics.selected) + [n for n in self.fusion.selected if not DL_COLUMN.match(n)]
+        return list(dict.fromkeys(names))
+
+    def extractor(self):
+        """A pyradiomics extractor built once from the bundle's parameter file, restricted to needed features."""
+        if self._extractor is None:
+            from cinescar.screening.screen import restricted_extractor
+
+            self._extractor = restricted_extractor(self.radiomics_params, self.radiomics_features_needed())
+        return self._extractor
+
+    def describe(self) -> dict:
+        """What a screening result says about the bundle that produced it."""
+        return {"path": str(self.root), "format": self.listing["format"], "sha256": self.digest,
+                "created_utc": self.listing.get("created_utc"), "cinescar_version": self.meta.get("cinescar_version"),
+                "training_cohort": self.meta.get("training_cohort", {})}
+
+
+def _load_pickle(path: Path) -> Any:
+    """joblib.load of a hash-verified file; scikit-learn version differences become one logged warning."""
+    import joblib
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        obj = joblib.load(path)
+    for w in caught:
+        if "Version" in type(w.message).__name__ or "version" in str(w.message).lower():
+            log.warning("%s: %s", path, w.message)
+    return obj
+
+
+def load_bundle(path: str | Path, expected_digest: str | None = None) -> Bundle:
+    """Verify (format, every hash), then load: JSON first, CNN weights with weights_only, pickles last."""
+    import torch
+
+    from cinescar.dl.network import build_network
+
+    listing, digest = verify_bundle(path, expected_digest)
+    root = Path(path)
+    if root.is_file():
+        root = root.parent
+    meta = json.loads((root / METADATA_JSON).read_text(encoding="utf-8"))
+    listed = set(listing["files"])
+    needed = {meta["radiomics_params"], meta["models"]["radiomics"]["file"], meta["models"]["fusion"]["file"]}
+    needed |= {f for entry in meta["cnn"].values() for f in (entry["weights"], entry["hparams"])}
+    unlisted = sorted(needed - listed)
+    if unlisted:
+        raise CinescarError(f"bundle {root}: {unlisted} are used but not listed (hashed) in {BUNDLE_JSON}")
+    theirs = meta.get("versions", {}).get("scikit-learn")
+    from importlib.metadata import version
+
+    if theirs and theirs != version("scikit-learn"):
+        log.warning("bundle %s was made with scikit-learn %s, this environment has %s: predictions may differ",
+                    root, theirs, version("scikit-learn"))
+    cnns = {}
+    for fold, entry in meta["cnn"].items():
+        hp = json.loads((root / entry["hparams"]).read_text(encoding="utf-8"))
+        net = build_network(hp["network"])
+        net.load_state_dict(torch.load(root / entry["weights"], map_location="cpu", weights_only=True))
+        cnns[int(fold)] = net.eval()
+    radiomics = _load_pickle(root / meta["models"]["radiomics"]["file"])
+    fusion = _load_pickle(root / meta["models"]["fusion"]["file"])
+    return Bundle(root=root, listing=listing, digest=digest, meta=meta, radiomics=radiomics, fusion=fusion, cnns=cnns)

@@ -1,0 +1,374 @@
+"""Screen one new exam with a model bundle: exam files in, per-model probability and decision out.
+
+The path an exam takes is the workflow's own, step for step, so that a patient screened here gets the
+probabilities the study reported for it: the cohort checks (`check_exam`, the same errors as `cinescar
+validate`), preprocessing (`preprocess_exam`), pyradiomics with the study's parameter file, the CNN on the
+3-channel 128 x 128 crop, each model's `predict`, the patient probability as the maximum over the images and
+the decision at the bundle's validation cut-off (`>=`, as in `cinescar.evaluation.screening`).
+
+Two things differ, both for speed, neither for the numbers:
+- pyradiomics computes only the image types and features the two models read (scaling and imputation are
+  column-wise, so the other features cannot change a prediction); under `failure_policy: exclude` it
+  computes everything, as the workflow does. Extracting a subset gives bit-identical values.
+- The CNN's input crop and forward pass are written out here (`cnn_inputs`, `cnn_predict`) instead of being
+  imported from `cinescar.dl.data` / `cinescar.dl.features`, because importing those modules imports
+  Lightning and MONAI (~5 s) at module level. Tests check both against the DL stage's functions.
+
+An exam far from the training data (pixel spacing, matrix size or raw intensity range beyond what trained
+the models, by more than `bundle.ood_tolerance`) still gets its numbers, but the result carries a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cinescar.cohort.contract import FILE_COLUMNS, PATIENT_ID_PATTERN, PHASES, as_stack, read_volume
+from cinescar.errors import CohortError
+from cinescar.screening.bundle import MODELS, Bundle, intensity_percentiles
+
+log = logging.getLogger(__name__)
+
+RESULT_FORMAT = "cinescar-screening-result/1"
+POSITIVE = "LGE likely"
+NEGATIVE = "LGE unlikely — contrast may be reconsidered"
+EXAM_NAMES = {"ed_image": "ED", "ed_mask": "ED_mask", "es_image": "ES", "es_mask": "ES_mask"}
+"""File (or DICOM folder) name stems of an exam folder, matched case-insensitively, any extension."""
+DATA_SUFFIXES = (".raw", ".zraw", ".img")
+"""Pixel-data halves of header/data pairs (ED.mhd + ED.raw): the header is the image, these are skipped."""
+
+
+@dataclass
+class Exam:
+    """One patient's ED/ES short-axis stacks and myocardium masks (keys: the manifest's file columns)."""
+
+    patient_id: str
+    files: dict[str, Path]
+    source: Path | None = None
+
+
+def _stem(path: Path) -> str:
+    return path.name.split(".", 1)[0].lower()
+
+
+def exam_from_folder(folder: str | Path, patient_id: str | None = None) -> Exam:
+    """An exam folder: `ED`, `ED_mask`, `ES`, `ES_mask` as image files of any SimpleITK format
+    (`ED.nii.gz`, `ED_mask.mha`, ...) or as folders holding one DICOM series each (`ED/`, `ED_mask/`, ...)."""
+    folder = Path(folder)
+    pid = patient_id or folder.name
+    if not PATIENT_ID_PATTERN.match(pid):
+        pid = "exam"
+    if not folder.is_dir():
+        raise CohortError("exam folder does not exist", pid, folder)
+    entries = [p for p in folder.iterdir() if not p.name.startswith(".")
+               and not (p.is_file() and p.name.lower().endswith(DATA_SUFFIXES))]  # fmt: skip
+    files: dict[str, Path] = {}
+    for col, stem in EXAM_NAMES.items():
+        hits = sorted(p for p in entries if _stem(p) == stem.lower())
+        if not hits:
+            raise CohortError(f"no {stem} found: expected a file {stem}.<ext> (e.g. {stem}.nii.gz, any "
+                              f"SimpleITK format) or a DICOM series folder {stem}/", pid, folder)
+        if len(hits) > 1:
+            raise CohortError(f"several candidates for {stem}: {', '.join(p.name for p in hits)}", pid, folder)
+        files[col] = hits[0]
+    return Exam(patient_id=pid, files=files, source=folder)
+
+
+def exam_from_manifest(manifest: str | Path, patient_id: str) -> Exam:
+    """One patient of a cohort's manifest.csv (paths relative to the cohort folder)."""
+    from cinescar.cohort.contract import read_manifest, resolve
+
+    manifest = Path(manifest)
+    cohort_dir = manifest.parent if manifest.name.endswith(".csv") else manifest
+    table = read_manifest(cohort_dir)
+    rows = table[table["patient_id"].astype(str) == str(patient_id)]
+    if rows.empty:
+        raise CohortError("patient is not in the manifest", patient_id, cohort_dir / "manifest.csv")
+    row = rows.iloc[0]
+    missing = [c for c in FILE_COLUMNS if c not in row.index or pd.isna(row[c]) or str(row[c]).strip() == ""]
+    if missing:
+        raise CohortError(f"empty {', '.join(missing)} path", patient_id, cohort_dir / "manifest.csv")
+    return Exam(patient_id=str(patient_id), files={c: resolve(cohort_dir, row[c]) for c in FILE_COLUMNS},
+                source=cohort_dir / "manifest.csv")
+
+
+def check(exam: Exam) -> None:
+    """The cohort validation's exam checks; every problem found is reported, naming patient and file."""
+    from cinescar.cohort.validate import check_exam
+
+    problems, _ = check_exam(exam.patient_id, exam.files)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise CohortError(f"{len(problems)} problems: " + "; ".join(str(p) for p in problems),
+                          exam.patient_id, problems[0].path)
+
+
+# ----------------------------------------------------------------------------------------------- radiomics
+
+
+def _image_type(prefix: str, types: list[str]) -> str | None:
+    """pyradiomics image type of a feature-name prefix ('wavelet-LH' -> Wavelet, 'squareroot' -> SquareRoot)."""
+    key = prefix.replace("-", "").lower()
+    hits = [t for t in types if key.startswith(t.lower())]
+    return max(hits, key=len) if hits else None
+
+
+def restricted_extractor(params_path: str | Path, features: list[str] | None):
+    """The parameter file's extractor, limited to the image types and features in `features` (None: all)."""
+    from cinescar.radiomics.extract import make_extractor
+
+    extractor = make_extractor(params_path)
+    if features is None:
+        return extractor
+    types: dict[str, dict] = {}
+    classes: dict[str, list[str]] = {}
+    available = list(extractor.enabledImagetypes)
+    for name in features:
+        parts = name.split("_", 2)
+        image_type = _image_type(parts[0], available) if len(parts) == 3 else None
+        if image_type is None:  # a name this logic does not understand: compute everything, stay exact
+            log.info("radiomics feature %s not mapped to an image type: extracting every feature", name)
+            return extractor
+        types[image_type] = extractor.enabledImagetypes[image_type]
+        classes.setdefault(parts[1], [])
+        if parts[2] not in classes[parts[1]]:
+            classes[parts[1]].append(parts[2])
+    extractor.enabledImagetypes = types
+    extractor.enabledFeatures = classes
+    return extractor
+
+
+def radiomics_features(extractor, images: np.ndarray, masks: np.ndarray, image_ids: list[str],
+                       feature_names: list[str]) -> tuple[pd.DataFrame, list[str]]:  # fmt: skip
+    """Features of each image in the models' column order (NaN where not computed or failed); failures."""
+    from cinescar.radiomics.extract import extract_image
+
+    values = np.full((len(image_ids), len(feature_names)), np.nan)
+    position = {n: j for j, n in enumerate(feature_names)}
+    failures = []
+    for i, image_id in enumerate(image_ids):
+        try:
+            feats = extract_image(extractor, images[i], masks[i])
+        except Exception as exc:  # noqa: BLE001 - pyradiomics raises anything; the image is reported, not fatal
+            failures.append(f"radiomics extraction failed on image {image_id} ({type(exc).__name__}: "
+                            f"{' '.join(str(exc).split())[:200]})")
+            continue
+        for name, value in feats.items():
+            j = position.get(name)
+            if j is not None:
+                values[i, j] = value if np.isfinite(value) else np.nan
+    table = pd.DataFrame(values, columns=feature_names)
+    table.insert(0, "image_id", image_ids)
+    return table, failures
+
+
+# --------------------------------------------------------------------------------------------------- CNN
+
+
+def cnn_inputs(images: np.ndarray, masks: np.ndarray, size: int = 128) -> np.ndarray:
+    """(N, 3, size, size) = [image, mask, image x mask] of the centre crop, exactly as in training."""
+    from cinescar.dl.inference import three_channels
+
+    return three_channels(images, masks, size)
+
+
+def cnn_predict(net, inputs: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities (N,) and 256 DL features (N, 256) in eval mode, exactly as in training."""
+    from cinescar.dl.inference import predict
+
+    return predict(net, inputs, batch_size, "cpu")
+
+
+# ---------------------------------------------------------------------------------- out of distribution
+
+
+def distribution_warnings(exam_stats: dict[str, dict[str, float]], ranges: dict[str, Any],
+                          tolerance: float) -> list[str]:  # fmt: skip
+    """One warning per statistic of a phase that lies outside the training range widened by `tolerance`.
+
+    The margin is `tolerance` times the largest magnitude of the range's ends, so a training set with one
+    pixel spacing (1.25 mm) still accepts 1.2-1.3 mm at 10 % but not 2 mm. For the two intensity percentiles
+    the magnitude is that of the training intensities as a whole (the largest 99th percentile): a 1st
+    percentile near zero (background) would otherwise get a margin of a few grey levels.
+    """
+    intensity_scale = max((abs(float(v)) for k in ("intensity_p01", "intensity_p99") for v in ranges.get(k, [])),
+                          default=0.0)
+    labels = {"spacing_mm": ("pixel spacing", "mm"), "rows": ("matrix rows", ""), "cols": ("matrix columns", ""),
+              "intensity_p01": ("raw intensity (1st percentile)", ""),
+              "intensity_p99": ("raw intensity (99th percentile)", "")}  # fmt: skip
+    out = []
+    for phase, stats in exam_stats.items():
+        for key, value in stats.items():
+            if key not in ranges or value is None or not np.isfinite(value):
+                continue
+            lo, hi = (float(v) for v in ranges[key])
+            scale = intensity_scale if key.startswith("intensity") else max(abs(lo), abs(hi))
+            margin = tolerance * scale
+            if lo - margin <= value <= hi + margin:
+                continue
+            name, unit = labels[key]
+            out.append(f"out of distribution: {phase} {name} {value:.4g}{unit and ' ' + unit} is outside the "
+                       f"training range {lo:.4g}-{hi:.4g}{unit and ' ' + unit} (tolerance {tolerance:.0%}); the "
+                       "models were not trained on such images and the probabilities below are extrapolations")
+    return out
+
+
+def exam_statistics(exam: Exam) -> dict[str, dict[str, float]]:
+    """Per phase: pixel spacing (both axes), matrix size and raw intensity percentiles of the exam."""
+    stats: dict[str, dict[str, float]] = {}
+    for phase, (img_col, _mask_col) in PHASES.items():
+        arr, spacing = as_stack(read_volume(exam.files[img_col], exam.patient_id))
+        lo, hi = intensity_percentiles(arr)
+        stats[f"{phase} x"] = {"spacing_mm": float(spacing[0])}
+        stats[f"{phase} y"] = {"spacing_mm": float(spacing[1])}
+        stats[phase] = {"rows": float(arr.shape[1]), "cols": float(arr.shape[2]), "intensity_p01": lo,
+                        "intensity_p99": hi}
+    return stats
+
+
+# ----------------------------------------------------------------------------------------------- screening
+
+
+def _decision(prob: float | None, cutoff: float) -> tuple[str, bool | None]:
+    if prob is None:
+        return "not available", None
+    positive = bool(prob >= cutoff)
+    return (POSITIVE if positive else NEGATIVE), positive
+
+
+def screen_exam(bundle: Bundle, exam: Exam, gradcam_dir: str | Path | None = None,
+                gradcam_images: int | None = None) -> dict[str, Any]:  # fmt: skip
+    """Screen one exam; returns the JSON-ready result (docs/screening.md, "The result").
+
+    Raises CohortError for an exam that cohort validation would reject. Grad-CAM overlays of the images with
+    the highest DL probability are written to `gradcam_dir` when given.
+    """
+    from cinescar.fusion.model import fuse_features
+    from cinescar.preprocessing.store import preprocess_exam
+    from cinescar.radiomics.model import predict_images
+
+    timing: dict[str, float] = {}
+    t0 = time.perf_counter()
+    check(exam)
+    timing["checks"] = time.perf_counter() - t0
+
+    t = time.perf_counter()
+    images, masks, rows = preprocess_exam(exam.patient_id, exam.files, bundle.preprocess_settings)
+    warnings_out = distribution_warnings(exam_statistics(exam), bundle.meta["training_ranges"],
+                                         float(bundle.meta.get("ood_tolerance", 0.1)))
+    timing["preprocessing"] = time.perf_counter() - t
+    image_ids = rows["image_id"].astype(str).tolist()
+
+    t = time.perf_counter()
+    from cinescar.fusion.model import DL_COLUMN
+
+    feature_names = list(dict.fromkeys([*bundle.radiomics.feature_names,
+                                        *(n for n in bundle.fusion.feature_names if not DL_COLUMN.match(n))]))
+    rad_features, failures = radiomics_features(bundle.extractor(), images, masks, image_ids, feature_names)
+    policy = ("left out of the Radiomics and DL-Radiomics models (failure_policy: exclude)"
+              if bundle.radiomics_features_needed() is None else "features imputed with the training medians")
+    warnings_out += [f"{f}; {policy}, as in the workflow" for f in failures]
+    timing["radiomics"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    inputs: dict[int, np.ndarray] = {}  # by CNN input size
+    by_fold: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for model in ("dl", "fusion"):
+        fold = int(bundle.models[model]["cnn"])
+        if fold not in by_fold:
+            size = int(bundle.cnns[fold].hparams_dict.get("input_size", 128))
+            if size not in inputs:
+                inputs[size] = cnn_inputs(images, masks, size)
+            by_fold[fold] = cnn_predict(bundle.cnns[fold], inputs[size])
+    timing["cnn"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    probs = {
+        "radiomics": predict_images(bundle.radiomics, rad_features.set_index("image_id")),
+        "dl": by_fold[int(bundle.models["dl"]["cnn"])][0].astype(np.float64),
+    }
+    dl_feats = by_fold[int(bundle.models["fusion"]["cnn"])][1]
+    fused = fuse_features(rad_features, _dl_table(image_ids, dl_feats), "exam radiomics features",
+                          "exam DL features").loc[image_ids]  # fmt: skip
+    probs["fusion"] = bundle.fusion.predict(fused)
+
+    models_out: dict[str, dict] = {}
+    for model in MODELS:
+        p = np.asarray(probs[model], dtype=np.float64)
+        ok = np.isfinite(p)
+        if not ok.any():
+            warnings_out.append(f"{bundle.models[model]['label']}: no image could be scored (failed radiomics "
+                                "under failure_policy=exclude); no decision")
+        prob = float(p[ok].max()) if ok.any() else None
+        cutoff = bundle.cutoff(model)
+        decision, positive = _decision(prob, cutoff)
+        info = bundle.models[model]
+        models_out[model] = {
+            "label": info["label"], "fold": int(info["fold"]), "probability": prob, "cutoff": cutoff,
+            "decision": decision, "lge_likely": positive,
+            "validation_sensitivity": info["validation_sensitivity"],
+            "target_sensitivity": bundle.meta["screening"]["target_sensitivity"],
+            "driving_image": image_ids[int(np.nanargmax(np.where(ok, p, -np.inf)))] if ok.any() else None,
+            "n_images_scored": int(ok.sum()),
+        }
+    per_image = [{"image_id": iid, "phase": str(r.phase), "slice": int(r.slice),
+                  **{m: (float(probs[m][i]) if np.isfinite(probs[m][i]) else None) for m in MODELS}}
+                 for i, (iid, r) in enumerate(zip(image_ids, rows.itertuples(index=False)))]  # fmt: skip
+    timing["models"] = time.perf_counter() - t
+
+    gradcam: list[dict] = []
+    if gradcam_dir is not None:
+        t = time.perf_counter()
+        n = int(gradcam_images if gradcam_images is not None else bundle.meta["gradcam"]["n_images"])
+        dl_inputs = inputs[int(bundle.cnn("dl").hparams_dict.get("input_size", 128))]
+        gradcam = _gradcam(bundle, dl_inputs, probs["dl"], image_ids, Path(gradcam_dir), n)
+        timing["gradcam"] = time.perf_counter() - t
+    timing["total"] = time.perf_counter() - t0
+    for w in warnings_out:
+        log.warning("patient %s: %s", exam.patient_id, w)
+    return {
+        "format": RESULT_FORMAT,
+        "patient_id": exam.patient_id,
+        "exam": {c: str(p) for c, p in exam.files.items()},
+        "bundle": bundle.describe(),
+        "screening_rule": (f"patient probability = maximum over the exam's {len(image_ids)} images; '{POSITIVE}' "
+                           "when it is >= the model's cut-off, chosen on the validation patients of its fold for "
+                           f"a sensitivity >= {bundle.meta['screening']['target_sensitivity']:g}"),
+        "models": models_out,
+        "images": per_image,
+        "gradcam": gradcam,
+        "warnings": warnings_out,
+        "timing_s": {k: round(v, 4) for k, v in timing.items()},
+    }
+
+
+def _dl_table(image_ids: list[str], feats: np.ndarray) -> pd.DataFrame:
+    """`image_id` + dl_000...dl_255, the DL stage's features table shape (cinescar.dl.features.features_table)."""
+    table = pd.DataFrame(feats.astype(np.float32), columns=[f"dl_{i:03d}" for i in range(feats.shape[1])])
+    table.insert(0, "image_id", image_ids)
+    return table
+
+
+def _gradcam(bundle: Bundle, inputs: np.ndarray, dl_probs: np.ndarray, image_ids: list[str],
+             out_dir: Path, n: int) -> list[dict]:  # fmt: skip
+    """Grad-CAM overlays (the DL stage's renderer) of the `n` images with the highest DL probability."""
+    if n <= 0:
+        return []
+    from cinescar.dl.gradcam import gradcam_overlay
+
+    gc = bundle.meta["gradcam"]
+    order = sorted(range(len(image_ids)), key=lambda i: (-float(dl_probs[i]), image_ids[i]))[:n]
+    out = []
+    for i in order:
+        png = out_dir / f"{image_ids[i]}_gradcam.png"
+        gradcam_overlay(bundle.cnn("dl"), inputs[i], None, png, layer=gc["layer"], alpha=float(gc["alpha"]),
+                        title=f"{image_ids[i]}  P(scar)={float(dl_probs[i]):.2f}")
+        out.append({"image_id": image_ids[i], "dl_probability": float(dl_probs[i]), "png": str(png)})
+    return out

@@ -1,0 +1,374 @@
+"""The model bundle and `cinescar screen`, on a tiny study trained by the stages' own functions."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+
+from cinescar.errors import CinescarError, CohortError
+from screening_fixtures import train_tiny_study, working_dir
+
+MODELS = ("radiomics", "dl", "fusion")
+
+
+@pytest.fixture(scope="session")
+def study(tmp_path_factory):
+    return train_tiny_study(tmp_path_factory.mktemp("screening") / "study")
+
+
+def _build(study, out: Path, final_models: Path | None = None) -> Path:
+    from cinescar.screening.bundle import build_bundle
+
+    inputs = study.workflow_inputs()
+    if final_models is not None:
+        inputs["final_models"] = final_models
+    with working_dir(study.root):
+        build_bundle(out, cfg=study.cfg, **inputs)
+    return out
+
+
+@pytest.fixture(scope="session")
+def bundle_dir(study):
+    return _build(study, study.root / "results" / "bundle")
+
+
+@pytest.fixture(scope="session")
+def bundle(bundle_dir):
+    from cinescar.screening.bundle import load_bundle
+
+    return load_bundle(bundle_dir)
+
+
+@pytest.fixture(scope="session")
+def other_fold_bundle(study):
+    """Final models as the evaluation would name them, except DL-Radiomics taken from another fold than DL:
+    the bundle then carries two CNNs (the fused model reads its own fold's DL features)."""
+    final = json.loads(study.path("results/evaluation/final_models.json").read_text())
+    metrics = pd.read_csv(study.path("results/evaluation/metrics.csv"))
+    fold = 1 - int(final["dl"]["fold"])
+    row = metrics[(metrics.model == "fusion") & (metrics.fold == fold) & (metrics.cohort == "val")].iloc[0]
+    final["fusion"].update(fold=fold, cutoff=float(row["cutoff"]))
+    patched = study.root / "final_models_other_fold.json"
+    patched.write_text(json.dumps(final))
+    return _build(study, study.root / "bundle_other_fold", patched)
+
+
+def _splits(study) -> dict:
+    return json.loads(study.path("results/splits/splits.json").read_text())
+
+
+def _exam(study, pid: str):
+    from cinescar.screening.screen import exam_from_manifest
+
+    return exam_from_manifest(study.cohort / "manifest.csv", pid)
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+# ------------------------------------------------------------------------------------------------ round trip
+
+
+@pytest.mark.parametrize("which", ["final", "other_fold"])
+def test_screening_reproduces_the_workflow_predictions(study, bundle_dir, other_fold_bundle, which):
+    from cinescar.screening.bundle import load_bundle
+    from cinescar.screening.screen import screen_exam
+
+    b = load_bundle(bundle_dir if which == "final" else other_fold_bundle)
+    if which == "other_fold":
+        assert b.models["fusion"]["cnn"] != b.models["dl"]["cnn"] and len(b.cnns) == 2
+    patients = pd.read_csv(study.path("results/evaluation/patients.csv"))
+    splits = _splits(study)
+    for pid in (splits["test"][0], splits["external"][0], splits["folds"][0]["train"][0]):
+        result = screen_exam(b, _exam(study, pid))
+        mine = pd.DataFrame(result["images"]).set_index("image_id")
+        for model in MODELS:
+            fold = b.models[model]["fold"]
+            pred = pd.read_parquet(study.path(f"results/{model}/predictions.parquet"))
+            pred = pred[(pred["fold"] == fold) & (pred["patient_id"] == pid)].set_index("image_id")["prob"]
+            if pid in splits["folds"][0]["train"] and pred.empty:
+                continue  # a training patient of this fold has no workflow prediction to compare with
+            assert sorted(pred.index) == sorted(mine.index), (model, pid)
+            np.testing.assert_allclose(mine.loc[pred.index, model], pred, rtol=0, atol=1e-6)
+            out = result["models"][model]
+            assert out["probability"] == pytest.approx(pred.max(), abs=1e-6)
+            row = patients[(patients.model == model) & (patients.fold == fold) & (patients.patient_id == pid)]
+            assert out["probability"] == pytest.approx(float(row["prob"].iloc[0]), abs=1e-6)
+            assert out["lge_likely"] == (out["probability"] >= out["cutoff"])
+            assert out["decision"] == ("LGE likely" if out["lge_likely"] else
+                                       "LGE unlikely — contrast may be reconsidered")
+
+
+def test_bundle_holds_every_part_hashed(study, bundle_dir, bundle):
+    from cinescar.screening.bundle import FORMAT, sha256_file
+
+    index = json.loads((bundle_dir / "bundle.json").read_text())
+    assert index["format"] == FORMAT == "cinescar-bundle/1"
+    on_disk = {p.relative_to(bundle_dir).as_posix() for p in bundle_dir.rglob("*") if p.is_file()}
+    assert set(index["files"]) == on_disk - {"bundle.json"}
+    assert all(sha256_file(bundle_dir / f) == h for f, h in index["files"].items())
+    meta = bundle.meta
+    final = json.loads(study.path("results/evaluation/final_models.json").read_text())
+    metrics = pd.read_csv(study.path("results/evaluation/metrics.csv"))
+    for model in MODELS:
+        info = meta["models"][model]
+        assert info["fold"] == final[model]["fold"] and info["cutoff"] == final[model]["cutoff"]
+        row = metrics[(metrics.model == model) & (metrics.fold == info["fold"]) & (metrics.cohort == "val")]
+        assert info["validation_sensitivity"] == pytest.approx(float(row["sensitivity"].iloc[0]))
+    assert (bundle_dir / "radiomics_params.yaml").read_bytes() == Path(study.cfg["radiomics"]["params"]).read_bytes()
+    assert meta["training_cohort"]["manifest_sha256"] == sha256_file(study.cohort / "manifest.csv")
+    assert {"scikit-learn", "torch", "numpy", "cinescar"} <= set(meta["versions"])
+    assert meta["config"]["radiomics"]["params"] == study.cfg["radiomics"]["params"]
+    assert meta["preprocessing"]["size"] == 256
+    ranges = meta["training_ranges"]
+    assert ranges["spacing_mm"] == pytest.approx([1.2, 1.2]) and ranges["rows"] == [48, 48]
+    assert 0 < ranges["intensity_p99"][0] <= ranges["intensity_p99"][1]
+    # the radiomics model, fusion model and CNN are the chosen ones
+    assert bundle.radiomics.k == json.loads(study.path("results/radiomics/chosen_k.json").read_text())["k"]
+    choice = json.loads(study.path("results/fusion/choice.json").read_text())
+    assert (bundle.fusion.k, bundle.fusion.classifier_name) == (choice["k"], choice["classifier"])
+
+
+# ------------------------------------------------------------------------------------------- trust checks
+
+
+def test_a_tampered_file_is_refused_before_unpickling(bundle_dir, tmp_path, monkeypatch):
+    import joblib
+
+    from cinescar.screening.bundle import load_bundle
+
+    copy = _copy(bundle_dir, tmp_path / "bundle")
+    target = copy / "fusion" / "model.joblib"
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    target.write_bytes(bytes(data))
+    monkeypatch.setattr(joblib, "load", lambda *a, **k: pytest.fail("unpickled a file before checking hashes"))
+    with pytest.raises(CinescarError, match="SHA-256") as err:
+        load_bundle(copy)
+    assert str(target) in str(err.value)
+
+
+def test_an_incompatible_or_foreign_bundle_is_refused(bundle_dir, tmp_path):
+    from cinescar.screening.bundle import load_bundle, sha256_file
+
+    copy = _copy(bundle_dir, tmp_path / "bundle")
+    index = json.loads((copy / "bundle.json").read_text())
+    index["format"] = "cinescar-bundle/2"
+    (copy / "bundle.json").write_text(json.dumps(index))
+    with pytest.raises(CinescarError, match="incompatible format version cinescar-bundle/2"):
+        load_bundle(copy)
+    index["format"] = "something-else/1"
+    (copy / "bundle.json").write_text(json.dumps(index))
+    with pytest.raises(CinescarError, match="not a cinescar bundle format"):
+        load_bundle(copy)
+    with pytest.raises(CinescarError, match="no bundle.json"):
+        load_bundle(tmp_path)
+    with pytest.raises(CinescarError, match="not the expected"):
+        load_bundle(bundle_dir, expected_digest="0" * 64)
+    assert load_bundle(bundle_dir, expected_digest=sha256_file(bundle_dir / "bundle.json")).digest
+
+
+# ------------------------------------------------------------------------------------------------ exams
+
+
+def test_bad_exams_get_the_cohort_validation_errors(study, bundle, tmp_path):
+    from cinescar.cohort.validate import check_exam
+    from cinescar.screening.screen import Exam, screen_exam
+
+    exam = _exam(study, _splits(study)["test"][0])
+    empty = tmp_path / "empty_mask.nii.gz"
+    mask = sitk.ReadImage(str(exam.files["es_mask"]))
+    blank = sitk.GetImageFromArray(np.zeros_like(sitk.GetArrayFromImage(mask)))
+    blank.CopyInformation(mask)
+    sitk.WriteImage(blank, str(empty))
+    files = {**exam.files, "es_mask": empty}
+    with pytest.raises(CohortError) as err:
+        screen_exam(bundle, Exam(exam.patient_id, files))
+    assert err.value.path == str(empty) and err.value.patient_id == exam.patient_id
+    assert str(err.value) == str(check_exam(exam.patient_id, files)[0][0])  # word for word
+    assert "mask is empty" in str(err.value)
+
+    shifted = tmp_path / "shifted_mask.nii.gz"
+    mask.SetSpacing((2.0, 2.0, 8.0))
+    sitk.WriteImage(mask, str(shifted))
+    with pytest.raises(CohortError, match="mask spacing") as err:
+        screen_exam(bundle, Exam(exam.patient_id, {**exam.files, "ed_mask": shifted}))
+    assert err.value.path == str(shifted)
+
+    broken = tmp_path / "broken.nii.gz"
+    broken.write_bytes(b"not an image")
+    with pytest.raises(CohortError, match="unreadable image") as err:
+        screen_exam(bundle, Exam(exam.patient_id, {**exam.files, "ed_image": broken}))
+    assert err.value.path == str(broken)
+
+
+def write_dicom_series(source: Path, folder: Path, series_uid: str) -> None:
+    """One DICOM file per slice of `source`, with the geometry tags SimpleITK's series reader needs."""
+    vol = sitk.ReadImage(str(source))
+    if vol.GetPixelID() not in (sitk.sitkInt16, sitk.sitkUInt8, sitk.sitkUInt16):
+        vol = sitk.Cast(vol, sitk.sitkInt16)
+    folder.mkdir(parents=True)
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    d, sp = vol.GetDirection(), vol.GetSpacing()
+    for z in range(vol.GetDepth()):
+        sl = vol[:, :, z]
+        tags = {"0020|000e": series_uid, "0008|0060": "MR", "0020|0013": str(z),
+                "0020|0032": "\\".join(f"{v:.6f}" for v in vol.TransformIndexToPhysicalPoint((0, 0, z))),
+                "0020|0037": "\\".join(f"{v:.6f}" for v in (d[0], d[3], d[6], d[1], d[4], d[7])),
+                "0028|0030": f"{sp[1]:.6f}\\{sp[0]:.6f}", "0018|0050": f"{sp[2]:.6f}"}
+        for tag, value in tags.items():
+            sl.SetMetaData(tag, value)
+        writer.SetFileName(str(folder / f"{z:03d}.dcm"))
+        writer.Execute(sl)
+
+
+def test_exam_folder_layout(study, bundle, tmp_path):
+    from cinescar.screening.screen import exam_from_folder, screen_exam
+
+    pid = _splits(study)["test"][0]
+    exam = _exam(study, pid)
+    folder = tmp_path / pid
+    folder.mkdir()
+    names = {"ed_image": "ED.nii.gz", "ed_mask": "ed_mask.nii.gz", "es_image": "ES.nii.gz", "es_mask": "ES_Mask.mha"}
+    for col, name in names.items():
+        sitk.WriteImage(sitk.ReadImage(str(exam.files[col])), str(folder / name))
+    from_folder = screen_exam(bundle, exam_from_folder(folder))
+    from_manifest = screen_exam(bundle, exam)
+    assert from_folder["patient_id"] == pid
+    for model in MODELS:
+        assert from_folder["models"][model]["probability"] == from_manifest["models"][model]["probability"]
+    dicom = tmp_path / "dicom_exam"
+    write_dicom_series(exam.files["ed_image"], dicom / "ED", "1.2.826.0.1.3680043.2.1125.1")
+    write_dicom_series(exam.files["ed_mask"], dicom / "ED_mask", "1.2.826.0.1.3680043.2.1125.2")
+    for col, name in (("es_image", "ES.nii.gz"), ("es_mask", "ES_mask.nii.gz")):
+        shutil.copyfile(exam.files[col], dicom / name)
+    from_dicom = screen_exam(bundle, exam_from_folder(dicom, patient_id=pid))
+    assert from_dicom["exam"]["ed_image"].endswith("ED") and from_dicom["patient_id"] == pid
+    for model in MODELS:  # DICOM stores spacing as decimal text: equal up to float rounding
+        assert from_dicom["models"][model]["probability"] == pytest.approx(
+            from_manifest["models"][model]["probability"], abs=1e-6)
+
+    (folder / "ES_Mask.mha").unlink()
+    with pytest.raises(CohortError, match="no ES_mask found"):
+        exam_from_folder(folder)
+    sitk.WriteImage(sitk.ReadImage(str(exam.files["ed_image"])), str(folder / "ED.nrrd"))
+    with pytest.raises(CohortError, match="several candidates for ED"):
+        exam_from_folder(folder)
+
+
+def test_out_of_distribution_exams_are_flagged_not_silent(study, bundle, tmp_path):
+    from cinescar.screening.screen import Exam, screen_exam
+
+    exam = _exam(study, _splits(study)["test"][0])
+    assert screen_exam(bundle, exam)["warnings"] == []
+    # the same anatomy stored on another intensity scale and at 2.5 mm pixels
+    img = sitk.ReadImage(str(exam.files["ed_image"]), sitk.sitkFloat32)
+    scaled = sitk.GetImageFromArray(sitk.GetArrayFromImage(img) / 1000.0)
+    scaled.CopyInformation(img)
+    sitk.WriteImage(scaled, str(tmp_path / "ed_scaled.nii.gz"))
+    result = screen_exam(bundle, Exam(exam.patient_id, {**exam.files, "ed_image": tmp_path / "ed_scaled.nii.gz"}))
+    assert any("out of distribution: ED raw intensity (99th percentile)" in w for w in result["warnings"])
+    assert all(result["models"][m]["probability"] is not None for m in MODELS)  # numbers, with a warning
+
+    wide = {}
+    for col in ("ed_image", "ed_mask", "es_image", "es_mask"):
+        im = sitk.ReadImage(str(exam.files[col]))
+        im.SetSpacing((2.5, 2.5, 8.0))
+        wide[col] = tmp_path / f"{col}_wide.nii.gz"
+        sitk.WriteImage(im, str(wide[col]))
+    result = screen_exam(bundle, Exam(exam.patient_id, wide))
+    assert any("out of distribution: ED x pixel spacing 2.5 mm" in w for w in result["warnings"])
+
+
+# ---------------------------------------------------------------------------------------- the pieces
+
+
+def test_restricted_extraction_equals_the_full_one(study, bundle):
+    """Screening extracts only the radiomic features its models read; they equal the full extraction's."""
+    from cinescar.preprocessing.store import load_arrays, load_index
+    from cinescar.radiomics.extract import extract_image, make_extractor
+
+    index = load_index(study.path("results/preprocess/index.parquet")).head(6)
+    images, masks = load_arrays(index, study.path("results/preprocess"))
+    needed = bundle.radiomics_features_needed()
+    full = make_extractor(bundle.radiomics_params)
+    for i in range(3):
+        sub = extract_image(bundle.extractor(), images[i], masks[i])
+        ref = extract_image(full, images[i], masks[i])
+        assert set(needed) <= set(sub) and len(sub) < len(ref)
+        assert all(sub[n] == ref[n] for n in needed)
+
+
+# ----------------------------------------------------------------------------------------- MLflow, CLI
+
+
+def test_registered_pyfunc_model_predicts(study, bundle_dir, bundle, tmp_path, monkeypatch, caplog):
+    import mlflow
+
+    from cinescar.screening.pyfunc import OUTPUT_COLUMNS, register_bundle, save_pyfunc, using_tracking_uri
+    from cinescar.screening.screen import screen_exam
+
+    monkeypatch.chdir(tmp_path)
+    cfg = {"seed": 0, "cohort": {"name": "tiny"}, "mlflow": {"enabled": True,
+                                                             "tracking_uri": f"sqlite:///{tmp_path}/mlflow.db"}}
+    info = register_bundle(bundle_dir, cfg)
+    assert info is not None and info["name"] == "cinescar-scar-screening" and str(info["version"]) == "1"
+    with using_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db"):
+        model = mlflow.pyfunc.load_model("models:/cinescar-scar-screening/1")
+    pids = _splits(study)["test"][:2]
+    exams = [_exam(study, pid) for pid in pids]
+    df = pd.DataFrame([{"patient_id": e.patient_id, **{c: str(p) for c, p in e.files.items()}} for e in exams])
+    out = model.predict(df)
+    assert list(out.columns) == OUTPUT_COLUMNS and list(out["patient_id"]) == pids
+    for e, (_, row) in zip(exams, out.iterrows()):
+        direct = screen_exam(bundle, e)
+        for m in MODELS:
+            assert row[f"{m}_probability"] == pytest.approx(direct["models"][m]["probability"], abs=1e-12)
+            assert row[f"{m}_decision"] == direct["models"][m]["decision"]
+        assert row["n_images"] == len(direct["images"])
+    local = mlflow.pyfunc.load_model(str(save_pyfunc(bundle_dir, tmp_path / "pyfunc"))).predict(df.head(1))
+    pd.testing.assert_frame_equal(local, out.head(1))
+
+    with caplog.at_level("WARNING"):
+        assert register_bundle(bundle_dir, {**cfg, "mlflow": {"enabled": False}}) is None
+        assert register_bundle(bundle_dir, {**cfg, "mlflow": {"tracking_uri": f"file://{tmp_path}/mlruns"}}) is None
+    assert "not registered" in caplog.text
+
+
+def test_cli_prints_and_writes_the_result(study, bundle_dir, tmp_path, capsys):
+    from cinescar.cli import main
+
+    pid = _splits(study)["test"][0]
+    out = tmp_path / "result.json"
+    rc = main(["screen", "--bundle", str(bundle_dir), "--manifest", str(study.cohort / "manifest.csv"),
+               "--patient", pid, "--out", str(out), "--gradcam-dir", str(tmp_path / "cams"), "--gradcam-images", "2"])
+    assert rc == 0
+    printed = json.loads(capsys.readouterr().out)
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert printed == result
+    assert set(result) == {"format", "patient_id", "exam", "bundle", "screening_rule", "models", "images", "gradcam",
+                           "warnings", "timing_s"}
+    assert result["format"] == "cinescar-screening-result/1" and result["patient_id"] == pid
+    assert set(result["models"]) == set(MODELS)
+    for m in MODELS:
+        assert set(result["models"][m]) >= {"label", "fold", "probability", "cutoff", "decision", "lge_likely",
+                                            "validation_sensitivity", "driving_image"}
+    assert {"image_id", "phase", "slice", *MODELS} == set(result["images"][0])
+    assert len(result["gradcam"]) == 2
+    top = sorted(result["images"], key=lambda r: -r["dl"])[:2]
+    assert [g["image_id"] for g in result["gradcam"]] == [r["image_id"] for r in top]
+    assert all(Path(g["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for g in result["gradcam"])
+    assert result["bundle"]["sha256"] and result["bundle"]["format"] == "cinescar-bundle/1"
+
+    rc = main(["screen", "--bundle", str(bundle_dir), "--manifest", str(study.cohort / "manifest.csv"),
+               "--patient", "NOBODY"])
+    assert rc == 2 and "patient NOBODY" in capsys.readouterr().err

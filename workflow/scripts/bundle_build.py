@@ -1,0 +1,13 @@
+from cinescar.logs import setup_logging
+from cinescar.screening.bundle import build_bundle_from_workflow
+
+setup_logging(snakemake.log[0])
+inp = snakemake.input
+# The full config: it is recorded in the bundle, and MLflow registration nests under the workflow's parent run.
+build_bundle_from_workflow(
+    snakemake.output.bundle, snakemake.config,
+    final_models=inp.final_models, metrics=inp.metrics, radiomics_models=list(inp.radiomics_models),
+    radiomics_chosen_k=inp.radiomics_chosen_k, dl_models=list(inp.dl_models), dl_hparams=list(inp.dl_hparams),
+    fusion_models=list(inp.fusion_models), fusion_choice=inp.fusion_choice, radiomics_params=inp.radiomics_params,
+    index=inp.index, splits=inp.splits, manifest=inp.manifest,
+)
