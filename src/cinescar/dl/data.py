@@ -29,18 +29,9 @@ from monai.transforms import Compose, RandAffined, RandFlipd
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from cinescar.errors import CinescarError
-from cinescar.preprocessing.store import crop_center
+from cinescar.dl.inference import three_channels  # noqa: F401  (re-exported: part of this stage's API)
 
 KEYS = ("image", "mask")
-
-
-def three_channels(images: np.ndarray, masks: np.ndarray, size: int = 128) -> np.ndarray:
-    """(N, H, W) images and masks -> float32 (N, 3, size, size) = [image, mask, image x mask], centre crop."""
-    if images.shape != masks.shape:
-        raise CinescarError(f"images {images.shape} and masks {masks.shape} differ in shape")
-    img = np.asarray(crop_center(images, size), dtype=np.float32)
-    msk = np.asarray(crop_center(masks, size), dtype=np.float32)
-    return np.stack([img, msk, img * msk], axis=1)
 
 
 def positions(index: pd.DataFrame, subset: pd.DataFrame) -> np.ndarray:

@@ -13,44 +13,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cinescar.dl.data import three_channels
+from cinescar.dl.inference import predict, resolve_device, three_channels  # noqa: F401  (re-exported)
 from cinescar.dl.network import N_FEATURES, ScarNet
 
 FEATURE_COLUMNS = [f"dl_{i:03d}" for i in range(N_FEATURES)]
-
-
-def resolve_device(accelerator: str = "auto") -> torch.device:
-    """'auto' -> the GPU when one is there, else the CPU; 'cpu'/'gpu'/'cuda' as asked."""
-    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda")
-    if accelerator == "mps" or (accelerator == "auto" and getattr(torch.backends, "mps", None)
-                                and torch.backends.mps.is_available()):
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-@torch.inference_mode()
-def predict(
-    net: ScarNet, inputs: np.ndarray | torch.Tensor, batch_size: int = 64, device: torch.device | str = "cpu"
-) -> tuple[np.ndarray, np.ndarray]:
-    """Probabilities (N,) and DL features (N, 256) for inputs (N, 3, 128, 128); eval mode, no dropout."""
-    device = torch.device(device)
-    was_training = net.training
-    net.eval().to(device)
-    probs, feats = [], []
-    x_all = torch.as_tensor(inputs, dtype=torch.float32)
-    try:
-        for start in range(0, len(x_all), batch_size):
-            x = x_all[start:start + batch_size].to(device)
-            emb = net.embed(x)
-            logits = net.head.out(emb).squeeze(1)  # dropout is the identity in eval mode
-            probs.append(torch.sigmoid(logits.float()).cpu().numpy())
-            feats.append(emb.float().cpu().numpy())
-    finally:
-        net.train(was_training)
-    if not probs:
-        return np.zeros(0, np.float32), np.zeros((0, N_FEATURES), np.float32)
-    return np.concatenate(probs), np.concatenate(feats)
 
 
 def predict_index(

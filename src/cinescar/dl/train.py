@@ -30,6 +30,7 @@ import torch
 
 from cinescar.dl.data import ScarDataModule, three_channels
 from cinescar.dl.features import features_table, predict_index, resolve_device
+from cinescar.dl.inference import load_model  # noqa: F401  (re-exported: part of this stage's API)
 from cinescar.dl.module import ScarModule
 from cinescar.dl.network import ScarNet, build_network, count_parameters
 from cinescar.errors import CinescarError
@@ -184,18 +185,6 @@ def save_model(net: ScarNet, ckpt_path: str | Path, meta: dict | None = None) ->
     hp_path = ckpt_path.with_name("hparams.json")
     hp_path.write_text(json.dumps(_nan_to_none(hparams), indent=1, default=_json_default, allow_nan=False))
     return hp_path
-
-
-def load_model(ckpt_path: str | Path, hparams_path: str | Path | None = None) -> ScarNet:
-    """Rebuild a ScarNet from `model.ckpt` + `hparams.json` with `torch.load(weights_only=True)`; eval mode."""
-    ckpt_path = Path(ckpt_path)
-    hparams_path = Path(hparams_path) if hparams_path else ckpt_path.with_name("hparams.json")
-    for p in (ckpt_path, hparams_path):
-        if not p.exists():
-            raise CinescarError(f"DL model file not found: {p}")
-    net = build_network(json.loads(hparams_path.read_text())["network"])
-    net.load_state_dict(torch.load(ckpt_path, map_location="cpu", weights_only=True))
-    return net.eval()
 
 
 def _nan_to_none(obj):
