@@ -8,7 +8,9 @@ file rather than as an ITK exception.
 
 from __future__ import annotations
 
+import locale
 import re
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +55,17 @@ def resolve(cohort_dir: str | Path, relative: str) -> Path:
     return (Path(cohort_dir) / str(relative)).resolve()
 
 
+@contextmanager
+def _keep_locale():
+    """GDCM resets the process locale to "C" when it reads a DICOM series; later text I/O without an explicit
+    encoding would then fail on non-ASCII text. Restore whatever was set before."""
+    saved = locale.setlocale(locale.LC_ALL)
+    try:
+        yield
+    finally:
+        locale.setlocale(locale.LC_ALL, saved)
+
+
 def read_volume(path: str | Path, patient_id: str | None = None) -> sitk.Image:
     """Read an image in any SimpleITK format, or a folder holding one DICOM series."""
     path = Path(path)
@@ -60,20 +73,25 @@ def read_volume(path: str | Path, patient_id: str | None = None) -> sitk.Image:
         raise CohortError("file not found", patient_id, path)
     try:
         if path.is_dir():
-            reader = sitk.ImageSeriesReader()
-            series = reader.GetGDCMSeriesIDs(str(path))
-            if not series:
-                raise CohortError("folder holds no DICOM series", patient_id, path)
-            if len(series) > 1:
-                raise CohortError(f"folder holds {len(series)} DICOM series; expected one", patient_id, path)
-            reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(path), series[0]))
-            return reader.Execute()
+            with _keep_locale():
+                return _read_dicom_series(path, patient_id)
         return sitk.ReadImage(str(path))
     except CohortError:
         raise
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown reader error"
         raise CohortError(f"unreadable image ({first[:200]})", patient_id, path) from None
+
+
+def _read_dicom_series(path: Path, patient_id: str | None) -> sitk.Image:
+    reader = sitk.ImageSeriesReader()
+    series = reader.GetGDCMSeriesIDs(str(path))
+    if not series:
+        raise CohortError("folder holds no DICOM series", patient_id, path)
+    if len(series) > 1:
+        raise CohortError(f"folder holds {len(series)} DICOM series; expected one", patient_id, path)
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(path), series[0]))
+    return reader.Execute()
 
 
 def as_stack(img: sitk.Image) -> tuple[np.ndarray, tuple[float, float, float]]:
