@@ -46,8 +46,9 @@ class RadiomicsSettings:
     solver: str = "liblinear"
     failure_policy: str = "impute"
     inner_folds: int = 5
-    lasso_alphas: int = 100
-    lasso_max_iter: int = 5000
+    lasso_alphas: int = 30
+    lasso_eps: float = 1e-2
+    lasso_max_iter: int = 2000
     max_iter: int = 1000
     seed: int = 42
 
@@ -172,7 +173,7 @@ def fit_lasso(X: np.ndarray, y: np.ndarray, groups: np.ndarray, settings: Radiom
     if n_splits < 2:
         raise CinescarError(f"LASSO needs at least 2 training patients for its inner CV, got {n_groups}")
     cv = list(GroupKFold(n_splits=n_splits).split(X, y, groups))
-    lasso = LassoCV(alphas=settings.lasso_alphas, cv=cv, max_iter=settings.lasso_max_iter,
+    lasso = LassoCV(alphas=settings.lasso_alphas, eps=settings.lasso_eps, cv=cv, max_iter=settings.lasso_max_iter,
                     random_state=settings.seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
