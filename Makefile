@@ -34,7 +34,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	touch $@
 
 run: setup
-	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --cores $(CORES) --rerun-incomplete
 
 dry-run: setup
 	$(BIN)/snakemake -n --cores $(CORES)

@@ -14,9 +14,11 @@ include: "workflow/rules/radiomics.smk"
 include: "workflow/rules/dl.smk"
 include: "workflow/rules/fusion.smk"
 include: "workflow/rules/evaluation.smk"
+include: "workflow/rules/bundle.smk"
 
 
 rule all:
     input:
         "results/report/report.html",
+        "results/bundle/bundle.json",
     default_target: True

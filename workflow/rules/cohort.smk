@@ -90,7 +90,7 @@ rule split_patients:
 
 rule mlflow_init:
     output:
-        MLFLOW_READY,
+        MLFLOW_STATE,
     params:
         cfg=cfg_sections("mlflow", "cohort"),
     conda:

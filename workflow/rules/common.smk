@@ -13,7 +13,11 @@ except CinescarError as exc:
 COHORT = config["cohort"]["path"]
 MANIFEST = f"{COHORT}/manifest.csv"
 FOLDS = list(range(int(config["splits"]["folds"])))
-MLFLOW_READY = "results/mlflow/tracking.json"
+MLFLOW_STATE = "results/mlflow/tracking.json"
+# Rules that log take the tracking set-up as an input so the SQLite store exists before any of them
+# starts (two processes creating a fresh store at once crash one). ancient(): pointing MLflow elsewhere
+# re-initialises tracking but never reruns the study itself.
+MLFLOW_READY = ancient(MLFLOW_STATE)
 PREPROCESS = "results/preprocess"
 
 
