@@ -99,3 +99,25 @@ rule mlflow_init:
         "logs/mlflow/init.log",
     script:
         "../scripts/mlflow_init.py"
+
+
+if config["acdc"]["source"]:
+
+    rule import_acdc:
+        output:
+            manifest=MANIFEST,
+        params:
+            cfg=cfg_sections("acdc"),
+            source=repo_path(config["acdc"]["source"]),
+            external=repo_path(config["acdc"]["external_source"]),
+            out=COHORT,
+        conda:
+            f"{ENVS}/cohort.yaml"
+        log:
+            "logs/cohort/import_acdc.log",
+        benchmark:
+            "benchmarks/cohort/import_acdc.tsv"
+        resources:
+            mem_mb=2000,
+        script:
+            "../scripts/cohort_import_acdc.py"

@@ -11,6 +11,8 @@ except CinescarError as exc:
     raise ValueError(str(exc)) from None
 
 COHORT = config["cohort"]["path"]
+if config["cohort"]["synthetic"] and config["acdc"]["source"]:
+    raise ValueError("invalid configuration: cohort.synthetic and acdc.source both set; choose one source")
 MANIFEST = f"{COHORT}/manifest.csv"
 FOLDS = list(range(int(config["splits"]["folds"])))
 MLFLOW_STATE = "results/mlflow/tracking.json"

@@ -94,7 +94,7 @@ def make_classifier(name: str, seed: int, params: dict | None = None, threads: i
 
 @dataclass(frozen=True)
 class FusionSettings:
-    """The `fusion` config section (config/sections/fusion.schema.yaml) plus the shared LASSO settings."""
+    """The `fusion` config section (config/schema.yaml) plus the shared LASSO settings."""
 
     k_candidates: tuple[int, ...] = (5, 10, 20, 30, 40, 50)
     classifiers: tuple[str, ...] = CLASSIFIERS

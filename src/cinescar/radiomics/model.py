@@ -39,7 +39,7 @@ PREDICTION_COLUMNS = ["image_id", "patient_id", "fold", "split", "dev_selected",
 
 @dataclass(frozen=True)
 class RadiomicsSettings:
-    """The `radiomics` config section's model keys (see config/sections/radiomics.schema.yaml)."""
+    """The `radiomics` config section's model keys (see config/schema.yaml)."""
 
     k_candidates: tuple[int, ...] = (5, 10, 20)
     C: float = 1.0

@@ -63,7 +63,7 @@ DEFAULTS: dict[str, Any] = {
     "gradcam_images": 3,
     "ood_tolerance": 0.1,
 }
-"""Defaults of the `bundle` config section (config/sections/bundle.schema.yaml)."""
+"""Defaults of the `bundle` config section (config/schema.yaml)."""
 
 VERSIONED_PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "joblib", "torch", "SimpleITK",
                       "pyradiomics-bhklab", "pyradiomics", "PyWavelets", "monai", "mlflow")
