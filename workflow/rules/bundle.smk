@@ -17,7 +17,7 @@ rule bundle:
         dl_hparams=expand("results/dl/fold{fold}/hparams.json", fold=FOLDS),
         fusion_models=expand("results/fusion/fold{fold}/model.joblib", fold=FOLDS),
         fusion_choice="results/fusion/choice.json",
-        radiomics_params=config["radiomics"]["params"],
+        radiomics_params=repo_path(config["radiomics"]["params"]),
         index=f"{PREPROCESS}/index.parquet",
         splits="results/splits/splits.json",
         manifest=MANIFEST,

@@ -32,7 +32,6 @@ from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassif
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import MinMaxScaler
 from sklearn.svm import SVC
@@ -40,7 +39,7 @@ from threadpoolctl import threadpool_limits
 
 from cinescar.errors import CinescarError, CohortError
 from cinescar.preprocessing.splits import fold_images
-from cinescar.radiomics.model import RadiomicsSettings, fit_lasso
+from cinescar.radiomics.model import RadiomicsSettings, fit_lasso, validation_auc
 
 log = logging.getLogger(__name__)
 
@@ -201,13 +200,6 @@ def _features_of(features: pd.DataFrame, images: pd.DataFrame, role: str, source
     return features.loc[images["image_id"]]
 
 
-def _auc(y: np.ndarray, prob: np.ndarray) -> float:
-    if len(np.unique(y)) < 2:
-        log.warning("validation images hold one class only: AUC undefined")
-        return float("nan")
-    return float(roc_auc_score(y, prob))
-
-
 @dataclass
 class FusionFoldResult:
     """One fold: validation AUC per (k, classifier), predictions per configuration, fitted models."""
@@ -277,7 +269,7 @@ def fit_fold(features: pd.DataFrame, index: pd.DataFrame, splits: dict, fold: in
             models[(int(k), name)] = model
             p_val = model.predict(X_val)
             ok = ~np.isnan(p_val)
-            score_rows.append({"k": int(k), "classifier": name, "val_auc": _auc(y_val[ok], p_val[ok]),
+            score_rows.append({"k": int(k), "classifier": name, "val_auc": validation_auc(y_val[ok], p_val[ok]),
                                "n_selected": len(sel)})
             for role, split in ROLE_TO_SPLIT.items():
                 table, X = other[role]

@@ -237,7 +237,8 @@ def _features_of(features: pd.DataFrame, images: pd.DataFrame, role: str) -> pd.
     return features.loc[images["image_id"]]
 
 
-def _auc(y: np.ndarray, prob: np.ndarray) -> float:
+def validation_auc(y: np.ndarray, prob: np.ndarray) -> float:
+    """Image-level AUC used to choose k (and the fused classifier); NaN, with a warning, for one class."""
     if len(np.unique(y)) < 2:
         log.warning("validation images hold one class only: AUC undefined")
         return float("nan")
@@ -277,7 +278,7 @@ def fit_fold(
     for k, model in models.items():
         p_val = predict_images(model, X_val)
         ok = ~np.isnan(p_val)
-        scores_by_k[str(k)] = {"val_auc": _auc(val["lge"].to_numpy(int)[ok], p_val[ok]),
+        scores_by_k[str(k)] = {"val_auc": validation_auc(val["lge"].to_numpy(int)[ok], p_val[ok]),
                                "n_selected": len(model.selected)}
         for role, split in ROLE_TO_SPLIT.items():
             table = roles[role]
