@@ -2,8 +2,13 @@
 
 To temper the imbalance between scar and scar-free images, development uses only 6 mid-ventricular slices
 of LGE- patients and only the slices with scar of LGE+ patients; testing uses every slice because a new
-patient's status is unknown. Where a cohort has no per-slice LGE reading, an LGE+ patient contributes all of
-its slices (documented; the image label is then the patient label, as in the authors' code).
+patient's status is unknown.
+
+Where a cohort has no per-slice LGE reading, an LGE+ patient contributes the same mid-ventricular slices as an
+LGE- patient (image label = patient label). The authors' code used every slice of LGE+ patients; on ACDC that
+taught the models a shortcut -- basal and apical slices appeared only with label 1, so any patient's
+apex scored high and the patient-level maximum fell to chance (docs/acdc.md). Selecting the same slice
+positions for both labels removes slice position as a label cue.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ def development_selection(index: pd.DataFrame, n_negative: int = 6) -> pd.Series
         else:
             flags = group["scar_slice"]
             if flags.isna().all():
-                selected.loc[group.index] = True
+                keep = mid_ventricular(group["slice"].tolist(), n_negative)
+                selected.loc[group.index] = group["slice"].isin(keep).values
             else:
                 selected.loc[group.index] = flags.fillna(False).astype(bool).values
     return selected
