@@ -16,7 +16,7 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 def _dry_run(tmp_path: Path, *extra: str) -> str:
     proc = subprocess.run([*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "-n", *extra],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, encoding="utf-8", errors="replace", timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout + proc.stderr
 
@@ -31,7 +31,7 @@ def test_bad_config_stops_with_the_key(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("splits:\n  folds: 1\n")
     proc = subprocess.run([*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "-n", "--cores", "1",
-                           "--configfile", str(bad)], capture_output=True, text=True, timeout=120)
+                           "--configfile", str(bad)], capture_output=True, encoding="utf-8", errors="replace", timeout=120)
     assert proc.returncode != 0
     assert "splits.folds" in proc.stdout + proc.stderr
 

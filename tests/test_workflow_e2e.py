@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 def snakemake(workdir: Path, *args: str, timeout: int = 600, **kwargs) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2",
            *args, "--configfile", str(TEST_CONFIG), *kwargs.pop("configfiles", [])]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kwargs)
+    return subprocess.run(cmd, capture_output=True, encoding="utf-8", errors="replace", timeout=timeout, **kwargs)
 
 
 def planned_jobs(output: str) -> dict[str, int]:
