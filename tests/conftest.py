@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import locale
 from pathlib import Path
 
 import numpy as np
@@ -64,3 +65,13 @@ def make_cohort(root: Path, n_internal: int = 14, n_external: int = 4, seed: int
 @pytest.fixture
 def tiny_cohort(tmp_path: Path) -> Path:
     return make_cohort(tmp_path / "cohort")
+
+
+@pytest.fixture(autouse=True)
+def _restore_locale():
+    """GDCM (SimpleITK's DICOM writer, used by some tests to make DICOM exams) switches the process locale to
+    "C"; the library restores it after its own DICOM reads, and this keeps one test's writes from changing
+    the text encoding of the tests after it."""
+    saved = locale.setlocale(locale.LC_ALL)
+    yield
+    locale.setlocale(locale.LC_ALL, saved)

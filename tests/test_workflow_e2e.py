@@ -81,7 +81,7 @@ def test_resumed_run_redoes_only_what_is_missing(killed_then_resumed):
 
 def test_outputs_of_the_complete_run(killed_then_resumed):
     work = killed_then_resumed[0]
-    report = (work / "results/report/report.html").read_text()
+    report = (work / "results/report/report.html").read_text(encoding="utf-8")
     assert "<img" in report and "DeLong" in report
     for model in ("radiomics", "dl", "fusion"):
         pred = pd.read_parquet(work / f"results/{model}/predictions.parquet")
