@@ -10,4 +10,7 @@ from cinescar.dl.train import train_fold_from_files  # noqa: E402  (after loggin
 train_fold_from_files(snakemake.input.index, snakemake.input.splits, Path(snakemake.input.index).parent,
                       snakemake.input.params, dict(snakemake.config), int(snakemake.wildcards.fold),
                       Path(snakemake.output.model).parent, Path(snakemake.output.gradcam).parent,
-                      threads=snakemake.threads)
+                      threads=int(snakemake.config["dl"]["threads"]))
+# Numeric threads come from the config, not from the cores Snakemake grants (`--cores 1` scales `threads:`
+# down): the thread count changes floating-point summation order, and the same config must give the same
+# numbers whatever --cores says.
