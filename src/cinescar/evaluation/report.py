@@ -11,20 +11,16 @@ import base64
 import html
 import json
 import logging
-import platform
-import sys
-from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
 from cinescar.config import config_hash
+from cinescar.versions import package_versions
 from cinescar.evaluation.plots import LABELS, fold_auc_figure, roc_figure, to_base64_png
 
 log = logging.getLogger(__name__)
-PACKAGES = ["cinescar", "numpy", "scipy", "pandas", "scikit-learn", "pyradiomics-bhklab", "pyradiomics",
-            "SimpleITK", "torch", "lightning", "monai", "optuna", "mlflow", "snakemake", "matplotlib"]  # fmt: skip
 METRIC_NAMES = {"cutoff": "Cut-off", "sensitivity": "Sensitivity", "specificity": "Specificity",
                 "ppv": "Precision (PPV)", "npv": "NPV", "accuracy": "Accuracy", "auc": "AUC",
                 "spared_scar_free": "Scar-free patients spared LGE", "spared_all": "All patients spared LGE"}
@@ -98,17 +94,6 @@ def _img(b64: str, alt: str, width: int | None = None) -> str:
 
 def _file_b64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode("ascii")
-
-
-def package_versions() -> dict[str, str]:
-    """Installed versions of the packages that produce the numbers (absent ones left out)."""
-    out = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
 
 
 def gradcam_examples(gradcam_dir: str | Path | None, n: int, prefer_fold: int | None = None) -> list[Path]:

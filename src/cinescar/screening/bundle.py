@@ -31,9 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import platform
 import shutil
-import sys
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -43,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from cinescar import __version__
+from cinescar.versions import package_versions
 from cinescar.errors import CinescarError
 
 log = logging.getLogger(__name__)
@@ -65,9 +64,6 @@ DEFAULTS: dict[str, Any] = {
 }
 """Defaults of the `bundle` config section (config/schema.yaml)."""
 
-VERSIONED_PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "joblib", "torch", "SimpleITK",
-                      "pyradiomics-bhklab", "pyradiomics", "PyWavelets", "monai", "mlflow")
-
 
 def bundle_settings(cfg: dict) -> dict[str, Any]:
     """The `bundle` config section with its defaults filled (works before the lead merges the schema)."""
@@ -80,19 +76,6 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of the packages whose behaviour the bundle's numbers depend on (absent ones left out)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": sys.version.split()[0], "platform": platform.platform(), "cinescar": __version__}
-    for name in VERSIONED_PACKAGES:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            continue
-    return out
 
 
 # --------------------------------------------------------------------------------------------- building

@@ -33,7 +33,8 @@ import mlflow.pyfunc
 import pandas as pd
 
 from cinescar.cohort.contract import FILE_COLUMNS
-from cinescar.screening.bundle import MODELS, bundle_settings, package_versions
+from cinescar.screening.bundle import MODELS, bundle_settings
+from cinescar.versions import package_versions
 
 log = logging.getLogger(__name__)
 
