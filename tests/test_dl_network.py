@@ -42,7 +42,7 @@ def test_shapes_and_paper_size():
 def test_features_are_eval_mode_penultimate_activations():
     net = ScarNet(base_width=2, dropout=0.5).eval()
     x = torch.rand(2, 3, 128, 128)
-    from cinescar.dl.features import predict
+    from cinescar.dl.inference import predict
 
     probs, feats = predict(net, x.numpy(), batch_size=1)
     with torch.no_grad():
@@ -72,7 +72,7 @@ def test_augmentation_moves_image_and_mask_together_and_is_seeded():
 
 
 def test_training_lowers_the_loss_on_a_separable_set():
-    from cinescar.dl.features import predict
+    from cinescar.dl.inference import predict
     from cinescar.dl.train import fit_network
     from cinescar.dl.data import three_channels
     import lightning.pytorch as pl

@@ -130,9 +130,10 @@ def test_tuning_disabled_writes_configured_values(store):
 
 
 def test_train_fold_writes_the_contracted_outputs(store):
-    from cinescar.dl.features import FEATURE_COLUMNS, predict
+    from cinescar.dl.features import FEATURE_COLUMNS
+    from cinescar.dl.inference import load_model, predict
     from cinescar.dl.data import three_channels
-    from cinescar.dl.train import gather_predictions, load_model, train_fold_from_files
+    from cinescar.dl.train import gather_predictions, train_fold_from_files
     from cinescar.preprocessing.store import load_arrays
 
     index = write_store(store)

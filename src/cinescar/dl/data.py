@@ -29,7 +29,7 @@ from monai.transforms import Compose, RandAffined, RandFlipd
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from cinescar.errors import CinescarError
-from cinescar.dl.inference import three_channels  # noqa: F401  (re-exported: part of this stage's API)
+from cinescar.dl.inference import three_channels
 
 KEYS = ("image", "mask")
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cinescar.dl.inference import predict, resolve_device, three_channels  # noqa: F401  (re-exported)
+from cinescar.dl.inference import predict, three_channels
 from cinescar.dl.network import N_FEATURES, ScarNet
 
 FEATURE_COLUMNS = [f"dl_{i:03d}" for i in range(N_FEATURES)]

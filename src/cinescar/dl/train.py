@@ -28,11 +28,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cinescar.dl.data import ScarDataModule, three_channels
-from cinescar.dl.features import features_table, predict_index, resolve_device
-from cinescar.dl.inference import load_model  # noqa: F401  (re-exported: part of this stage's API)
+from cinescar.dl.data import ScarDataModule
+from cinescar.dl.features import features_table, predict_index
+from cinescar.dl.inference import resolve_device, three_channels
 from cinescar.dl.module import ScarModule
-from cinescar.dl.network import ScarNet, build_network, count_parameters
+from cinescar.dl.network import ScarNet, count_parameters
 from cinescar.errors import CinescarError
 
 log = logging.getLogger(__name__)
