@@ -46,4 +46,4 @@ mlflow-ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///results/mlflow/mlflow.db --host 127.0.0.1 --port 5000
 
 clean:
-	rm -rf results logs .snakemake benchmarks/*/
+	rm -rf results logs .snakemake

@@ -1,6 +1,6 @@
 """Per-stage cost of a finished workflow run, and its projection to the paper's scale.
 
-Reads the Snakemake `benchmark:` files a run wrote (`<run>/benchmarks/<stage>/*.tsv`) and the run's image
+Reads the Snakemake `benchmark:` files a run wrote (`<run>/results/benchmarks/<stage>/*.tsv`) and the run's image
 index, prints wall and CPU seconds per stage, the cost per image (or per fold) and what that cost implies
 for the paper's cohort (759 internal + 100 external patients, ~4,850 images, of which ~3,790 development).
 
@@ -26,12 +26,12 @@ PAPER = {"images": 4853, "dev_images": 3790, "patients": 859}
 
 def stage_costs(run_dir: Path) -> pd.DataFrame:
     rows = []
-    for tsv in sorted((run_dir / "benchmarks").glob("*/*.tsv")):
+    for tsv in sorted((run_dir / "results" / "benchmarks").glob("*/*.tsv")):
         b = pd.read_csv(tsv, sep="\t").iloc[-1]
         rows.append({"stage": tsv.parent.name, "job": tsv.stem, "wall_s": float(b["s"]),
                      "cpu_s": float(b["cpu_time"]), "max_rss_mb": float(b["max_rss"])})
     if not rows:
-        raise SystemExit(f"no benchmark files under {run_dir}/benchmarks: run the workflow there first")
+        raise SystemExit(f"no benchmark files under {run_dir}/results/benchmarks: run the workflow there first")
     return pd.DataFrame(rows)
 
 

@@ -31,7 +31,7 @@ rule bundle:
     log:
         "logs/bundle/bundle.log",
     benchmark:
-        "benchmarks/bundle/bundle.tsv"
+        "results/benchmarks/bundle/bundle.tsv"
     threads: 1
     resources:
         mem_mb=2000,

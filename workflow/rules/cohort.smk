@@ -14,7 +14,7 @@ if config["cohort"]["synthetic"]:
         log:
             "logs/cohort/synth.log",
         benchmark:
-            "benchmarks/cohort/synth.tsv"
+            "results/benchmarks/cohort/synth.tsv"
         resources:
             mem_mb=2000,
         script:
@@ -52,7 +52,7 @@ rule preprocess_center:
     log:
         "logs/preprocess/{center}.log",
     benchmark:
-        "benchmarks/preprocess/{center}.tsv"
+        "results/benchmarks/preprocess/{center}.tsv"
     resources:
         mem_mb=4000,
     script:
@@ -116,7 +116,7 @@ if config["acdc"]["source"]:
         log:
             "logs/cohort/import_acdc.log",
         benchmark:
-            "benchmarks/cohort/import_acdc.tsv"
+            "results/benchmarks/cohort/import_acdc.tsv"
         resources:
             mem_mb=2000,
         script:

@@ -16,7 +16,7 @@ rule dl_tune:
     log:
         "logs/dl/tune.log",
     benchmark:
-        "benchmarks/dl/tune.tsv"
+        "results/benchmarks/dl/tune.tsv"
     threads: config["dl"]["threads"]
     resources:
         mem_mb=config["dl"]["mem_mb"],
@@ -45,7 +45,7 @@ rule dl_train:
     log:
         "logs/dl/train_fold{fold}.log",
     benchmark:
-        "benchmarks/dl/train_fold{fold}.tsv"
+        "results/benchmarks/dl/train_fold{fold}.tsv"
     threads: config["dl"]["threads"]
     resources:
         mem_mb=config["dl"]["mem_mb"],

@@ -42,7 +42,7 @@ rule evaluate:
     log:
         "logs/evaluation/evaluate.log",
     benchmark:
-        "benchmarks/evaluation/evaluate.tsv"
+        "results/benchmarks/evaluation/evaluate.tsv"
     threads: 1
     resources:
         mem_mb=2000,

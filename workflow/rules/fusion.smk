@@ -23,7 +23,7 @@ rule fusion_fold:
     log:
         "logs/fusion/fold{fold}.log",
     benchmark:
-        "benchmarks/fusion/fold{fold}.tsv"
+        "results/benchmarks/fusion/fold{fold}.tsv"
     threads: int(config["fusion"]["threads"])
     resources:
         mem_mb=4000,

@@ -18,7 +18,7 @@ rule radiomics_extract:
     log:
         "logs/radiomics/extract_{center}.log",
     benchmark:
-        "benchmarks/radiomics/extract_{center}.tsv"
+        "results/benchmarks/radiomics/extract_{center}.tsv"
     threads: int(config["radiomics"]["extract_threads"])
     resources:
         mem_mb=int(config["radiomics"]["extract_mem_mb"]),
@@ -61,7 +61,7 @@ rule radiomics_fold:
     log:
         "logs/radiomics/fold{fold}.log",
     benchmark:
-        "benchmarks/radiomics/fold{fold}.tsv"
+        "results/benchmarks/radiomics/fold{fold}.tsv"
     threads: 1
     resources:
         mem_mb=4000,
