@@ -18,7 +18,7 @@ include: "workflow/rules/bundle.smk"
 
 
 rule all:
+    default_target: True
     input:
         "results/report/report.html",
         "results/bundle/bundle.json",
-    default_target: True

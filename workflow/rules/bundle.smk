@@ -24,16 +24,24 @@ rule bundle:
         mlflow=MLFLOW_READY,
     output:
         bundle=f"{BUNDLE}/bundle.json",
-    params:
-        cfg=cfg_sections("preprocessing", "radiomics", "dl", "fusion", "screening", "bundle", "mlflow"),
-    conda:
-        f"{ENVS}/evaluation.yaml"
     log:
         "logs/bundle/bundle.log",
     benchmark:
         "results/benchmarks/bundle/bundle.tsv"
+    conda:
+        f"{ENVS}/evaluation.yaml"
     threads: 1
     resources:
         mem_mb=2000,
+    params:
+        cfg=cfg_sections(
+            "preprocessing",
+            "radiomics",
+            "dl",
+            "fusion",
+            "screening",
+            "bundle",
+            "mlflow",
+        ),
     script:
         "../scripts/bundle_build.py"

@@ -5,18 +5,18 @@ if config["cohort"]["synthetic"]:
     rule synth_cohort:
         output:
             manifest=MANIFEST,
-        params:
-            cfg=cfg_sections("synthetic"),
-            out=COHORT,
-        threads: config["synthetic"]["workers"]
-        conda:
-            f"{ENVS}/cohort.yaml"
         log:
             "logs/cohort/synth.log",
         benchmark:
             "results/benchmarks/cohort/synth.tsv"
+        conda:
+            f"{ENVS}/cohort.yaml"
+        threads: config["synthetic"]["workers"]
         resources:
             mem_mb=2000,
+        params:
+            cfg=cfg_sections("synthetic"),
+            out=COHORT,
         script:
             "../scripts/cohort_synth.py"
 
@@ -26,10 +26,10 @@ checkpoint validate_cohort:
         manifest=MANIFEST,
     output:
         validation="results/validation/report.json",
-    conda:
-        f"{ENVS}/cohort.yaml"
     log:
         "logs/cohort/validate.log",
+    conda:
+        f"{ENVS}/cohort.yaml"
     resources:
         mem_mb=2000,
     script:
@@ -44,17 +44,17 @@ rule preprocess_center:
         images=f"{PREPROCESS}/centers/{{center}}/images.npy",
         masks=f"{PREPROCESS}/centers/{{center}}/masks.npy",
         index=f"{PREPROCESS}/centers/{{center}}/index.parquet",
-    params:
-        cfg=cfg_sections("preprocessing"),
-        cohort=COHORT,
-    conda:
-        f"{ENVS}/cohort.yaml"
     log:
         "logs/preprocess/{center}.log",
     benchmark:
         "results/benchmarks/preprocess/{center}.tsv"
+    conda:
+        f"{ENVS}/cohort.yaml"
     resources:
         mem_mb=4000,
+    params:
+        cfg=cfg_sections("preprocessing"),
+        cohort=COHORT,
     script:
         "../scripts/preprocess_center.py"
 
@@ -64,10 +64,10 @@ rule preprocess_gather:
         preprocessed_centers,
     output:
         index=f"{PREPROCESS}/index.parquet",
-    conda:
-        f"{ENVS}/cohort.yaml"
     log:
         "logs/preprocess/gather.log",
+    conda:
+        f"{ENVS}/cohort.yaml"
     script:
         "../scripts/preprocess_gather.py"
 
@@ -78,12 +78,12 @@ rule split_patients:
         validation="results/validation/report.json",
     output:
         splits="results/splits/splits.json",
-    params:
-        cfg=cfg_sections("splits"),
-    conda:
-        f"{ENVS}/cohort.yaml"
     log:
         "logs/splits/split.log",
+    conda:
+        f"{ENVS}/cohort.yaml"
+    params:
+        cfg=cfg_sections("splits"),
     script:
         "../scripts/split_patients.py"
 
@@ -91,12 +91,12 @@ rule split_patients:
 rule mlflow_init:
     output:
         MLFLOW_STATE,
-    params:
-        cfg=cfg_sections("mlflow", "cohort"),
-    conda:
-        f"{ENVS}/cohort.yaml"
     log:
         "logs/mlflow/init.log",
+    conda:
+        f"{ENVS}/cohort.yaml"
+    params:
+        cfg=cfg_sections("mlflow", "cohort"),
     script:
         "../scripts/mlflow_init.py"
 
@@ -106,18 +106,18 @@ if config["acdc"]["source"]:
     rule import_acdc:
         output:
             manifest=MANIFEST,
+        log:
+            "logs/cohort/import_acdc.log",
+        benchmark:
+            "results/benchmarks/cohort/import_acdc.tsv"
+        conda:
+            f"{ENVS}/cohort.yaml"
+        resources:
+            mem_mb=2000,
         params:
             cfg=cfg_sections("acdc"),
             source=repo_path(config["acdc"]["source"]),
             external=repo_path(config["acdc"]["external_source"]),
             out=COHORT,
-        conda:
-            f"{ENVS}/cohort.yaml"
-        log:
-            "logs/cohort/import_acdc.log",
-        benchmark:
-            "results/benchmarks/cohort/import_acdc.tsv"
-        resources:
-            mem_mb=2000,
         script:
             "../scripts/cohort_import_acdc.py"

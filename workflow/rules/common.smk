@@ -12,7 +12,9 @@ except CinescarError as exc:
 
 COHORT = config["cohort"]["path"]
 if config["cohort"]["synthetic"] and config["acdc"]["source"]:
-    raise ValueError("invalid configuration: cohort.synthetic and acdc.source both set; choose one source")
+    raise ValueError(
+        "invalid configuration: cohort.synthetic and acdc.source both set; choose one source"
+    )
 MANIFEST = f"{COHORT}/manifest.csv"
 FOLDS = list(range(int(config["splits"]["folds"])))
 MLFLOW_STATE = "results/mlflow/tracking.json"
@@ -30,8 +32,11 @@ wildcard_constraints:
 
 def cfg_sections(*names):
     """The config sections a rule depends on, passed as `params:` so that changing one of them reruns
-    exactly the rules that read it (Snakemake's params rerun trigger), and nothing else."""
-    return {name: config[name] for name in names if name in config} | {"seed": config["seed"]}
+    exactly the rules that read it (Snakemake's params rerun trigger), and nothing else.
+    """
+    return {name: config[name] for name in names if name in config} | {
+        "seed": config["seed"]
+    }
 
 
 def center_slugs(wildcards=None):
@@ -41,11 +46,17 @@ def center_slugs(wildcards=None):
 
 
 def preprocessed_centers(wildcards=None):
-    return expand(f"{PREPROCESS}/centers/{{center}}/index.parquet", center=center_slugs())
+    return expand(
+        f"{PREPROCESS}/centers/{{center}}/index.parquet", center=center_slugs()
+    )
 
 
 def preprocessed_arrays(wildcards=None):
-    return expand(f"{PREPROCESS}/centers/{{center}}/{{arr}}.npy", center=center_slugs(), arr=["images", "masks"])
+    return expand(
+        f"{PREPROCESS}/centers/{{center}}/{{arr}}.npy",
+        center=center_slugs(),
+        arr=["images", "masks"],
+    )
 
 
 # The library is importable in every job, also inside the per-group conda environments

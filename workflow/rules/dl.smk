@@ -11,18 +11,18 @@ rule dl_tune:
         mlflow=MLFLOW_READY,
     output:
         params="results/dl/tuning/best_params.json",
-    params:
-        cfg=cfg_sections("dl"),
     log:
         "logs/dl/tune.log",
     benchmark:
         "results/benchmarks/dl/tune.tsv"
+    conda:
+        f"{ENVS}/dl.yaml"
     threads: config["dl"]["threads"]
     resources:
         mem_mb=config["dl"]["mem_mb"],
         gpu=config["dl"]["gpus"],
-    conda:
-        f"{ENVS}/dl.yaml"
+    params:
+        cfg=cfg_sections("dl"),
     script:
         "../scripts/dl_tune.py"
 
@@ -40,18 +40,18 @@ rule dl_train:
         predictions="results/dl/fold{fold}/predictions.parquet",
         features="results/dl/fold{fold}/features.parquet",
         gradcam="results/dl/gradcam/fold{fold}/done.json",
-    params:
-        cfg=cfg_sections("dl"),
     log:
         "logs/dl/train_fold{fold}.log",
     benchmark:
         "results/benchmarks/dl/train_fold{fold}.tsv"
+    conda:
+        f"{ENVS}/dl.yaml"
     threads: config["dl"]["threads"]
     resources:
         mem_mb=config["dl"]["mem_mb"],
         gpu=config["dl"]["gpus"],
-    conda:
-        f"{ENVS}/dl.yaml"
+    params:
+        cfg=cfg_sections("dl"),
     script:
         "../scripts/dl_train.py"
 
@@ -63,9 +63,9 @@ rule dl_gather:
         predictions="results/dl/predictions.parquet",
     log:
         "logs/dl/gather.log",
-    resources:
-        mem_mb=1000,
     conda:
         f"{ENVS}/dl.yaml"
+    resources:
+        mem_mb=1000,
     script:
         "../scripts/dl_gather.py"

@@ -34,18 +34,18 @@ rule evaluate:
         table_s2=f"{EVALUATION}/table_s2.csv",
         table_s3=f"{EVALUATION}/table_s3.csv",
         summary=f"{EVALUATION}/summary.json",
-    params:
-        cfg=cfg_sections("screening", "evaluation"),
-        out_dir=EVALUATION,
-    conda:
-        f"{ENVS}/evaluation.yaml"
     log:
         "logs/evaluation/evaluate.log",
     benchmark:
         "results/benchmarks/evaluation/evaluate.tsv"
+    conda:
+        f"{ENVS}/evaluation.yaml"
     threads: 1
     resources:
         mem_mb=2000,
+    params:
+        cfg=cfg_sections("screening", "evaluation"),
+        out_dir=EVALUATION,
     script:
         "../scripts/evaluation_evaluate.py"
 
@@ -58,25 +58,36 @@ rule report:
         final_metrics=f"{EVALUATION}/final_metrics.csv",
         roc=f"{EVALUATION}/roc.csv",
         summary=f"{EVALUATION}/summary.json",
-        tables=expand(f"{EVALUATION}/{{t}}.csv",
-                      t=["table1", "table2", "table3", "table4", "table4_folds", "table_s1", "table_s2", "table_s3"]),
+        tables=expand(
+            f"{EVALUATION}/{{t}}.csv",
+            t=[
+                "table1",
+                "table2",
+                "table3",
+                "table4",
+                "table4_folds",
+                "table_s1",
+                "table_s2",
+                "table_s3",
+            ],
+        ),
         gradcam=expand("results/dl/gradcam/fold{fold}/done.json", fold=FOLDS),
         mlflow=MLFLOW_READY,
     output:
         html="results/report/report.html",
         versions="results/report/versions.json",
+    log:
+        "logs/evaluation/report.log",
+    conda:
+        f"{ENVS}/evaluation.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
     params:
         cfg=cfg_sections("evaluation"),
         evaluation_dir=EVALUATION,
         gradcam_dir="results/dl/gradcam",
         # optional: embedded only if the file exists (not an input, so a missing figure never blocks the report)
         cohort_figure=repo_path(config["evaluation"]["cohort_figure"]),
-    conda:
-        f"{ENVS}/evaluation.yaml"
-    log:
-        "logs/evaluation/report.log",
-    threads: 1
-    resources:
-        mem_mb=2000,
     script:
         "../scripts/evaluation_report.py"

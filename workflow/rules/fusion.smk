@@ -16,17 +16,17 @@ rule fusion_fold:
         scores=f"{FUSION}/fold{{fold}}/scores.json",
         predictions=f"{FUSION}/fold{{fold}}/predictions_by_config.parquet",
         model=f"{FUSION}/fold{{fold}}/model.joblib",
-    params:
-        cfg=cfg_sections("fusion", "radiomics"),
-    conda:
-        f"{ENVS}/evaluation.yaml"
     log:
         "logs/fusion/fold{fold}.log",
     benchmark:
         "results/benchmarks/fusion/fold{fold}.tsv"
+    conda:
+        f"{ENVS}/evaluation.yaml"
     threads: int(config["fusion"]["threads"])
     resources:
         mem_mb=4000,
+    params:
+        cfg=cfg_sections("fusion", "radiomics"),
     script:
         "../scripts/fusion_fold.py"
 
@@ -34,20 +34,22 @@ rule fusion_fold:
 rule fusion_choose:
     input:
         scores=expand(f"{FUSION}/fold{{fold}}/scores.json", fold=FOLDS),
-        predictions=expand(f"{FUSION}/fold{{fold}}/predictions_by_config.parquet", fold=FOLDS),
+        predictions=expand(
+            f"{FUSION}/fold{{fold}}/predictions_by_config.parquet", fold=FOLDS
+        ),
         mlflow=MLFLOW_READY,
     output:
         choice=f"{FUSION}/choice.json",
         classifiers=f"{FUSION}/classifiers.csv",
         predictions=f"{FUSION}/predictions.parquet",
         selected=f"{FUSION}/selected_features.csv",
-    params:
-        cfg=cfg_sections("fusion"),
-    conda:
-        f"{ENVS}/evaluation.yaml"
     log:
         "logs/fusion/choose.log",
+    conda:
+        f"{ENVS}/evaluation.yaml"
     resources:
         mem_mb=2000,
+    params:
+        cfg=cfg_sections("fusion"),
     script:
         "../scripts/fusion_choose.py"

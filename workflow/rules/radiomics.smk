@@ -13,12 +13,12 @@ rule radiomics_extract:
     output:
         features=f"{RADIOMICS}/centers/{{center}}.parquet",
         failures=f"{RADIOMICS}/centers/{{center}}.failures.csv",
-    conda:
-        f"{ENVS}/radiomics.yaml"
     log:
         "logs/radiomics/extract_{center}.log",
     benchmark:
         "results/benchmarks/radiomics/extract_{center}.tsv"
+    conda:
+        f"{ENVS}/radiomics.yaml"
     threads: int(config["radiomics"]["extract_threads"])
     resources:
         mem_mb=int(config["radiomics"]["extract_mem_mb"]),
@@ -28,15 +28,19 @@ rule radiomics_extract:
 
 rule radiomics_gather:
     input:
-        features=lambda wc: expand(f"{RADIOMICS}/centers/{{center}}.parquet", center=center_slugs()),
-        failures=lambda wc: expand(f"{RADIOMICS}/centers/{{center}}.failures.csv", center=center_slugs()),
+        features=lambda wc: expand(
+            f"{RADIOMICS}/centers/{{center}}.parquet", center=center_slugs()
+        ),
+        failures=lambda wc: expand(
+            f"{RADIOMICS}/centers/{{center}}.failures.csv", center=center_slugs()
+        ),
     output:
         features=f"{RADIOMICS}/features.parquet",
         failures=f"{RADIOMICS}/failures.csv",
-    conda:
-        f"{ENVS}/radiomics.yaml"
     log:
         "logs/radiomics/gather.log",
+    conda:
+        f"{ENVS}/radiomics.yaml"
     resources:
         mem_mb=4000,
     script:
@@ -54,17 +58,17 @@ rule radiomics_fold:
         predictions=f"{RADIOMICS}/fold{{fold}}/predictions_by_k.parquet",
         model=f"{RADIOMICS}/fold{{fold}}/model.joblib",
         selected=f"{RADIOMICS}/fold{{fold}}/selected.csv",
-    params:
-        cfg=cfg_sections("radiomics"),
-    conda:
-        f"{ENVS}/radiomics.yaml"
     log:
         "logs/radiomics/fold{fold}.log",
     benchmark:
         "results/benchmarks/radiomics/fold{fold}.tsv"
+    conda:
+        f"{ENVS}/radiomics.yaml"
     threads: 1
     resources:
         mem_mb=4000,
+    params:
+        cfg=cfg_sections("radiomics"),
     script:
         "../scripts/radiomics_fold.py"
 
@@ -72,7 +76,9 @@ rule radiomics_fold:
 rule radiomics_choose:
     input:
         scores=expand(f"{RADIOMICS}/fold{{fold}}/scores.json", fold=FOLDS),
-        predictions=expand(f"{RADIOMICS}/fold{{fold}}/predictions_by_k.parquet", fold=FOLDS),
+        predictions=expand(
+            f"{RADIOMICS}/fold{{fold}}/predictions_by_k.parquet", fold=FOLDS
+        ),
         selected=expand(f"{RADIOMICS}/fold{{fold}}/selected.csv", fold=FOLDS),
         mlflow=MLFLOW_READY,
     output:
@@ -81,10 +87,10 @@ rule radiomics_choose:
         selected=f"{RADIOMICS}/selected_features.csv",
         cv_scores=f"{RADIOMICS}/cv_scores.csv",
         recurrence=f"{RADIOMICS}/feature_recurrence.csv",
-    conda:
-        f"{ENVS}/radiomics.yaml"
     log:
         "logs/radiomics/choose.log",
+    conda:
+        f"{ENVS}/radiomics.yaml"
     resources:
         mem_mb=2000,
     script:
