@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -10,7 +11,15 @@ import pandas as pd
 import pytest
 
 from cinescar.errors import CinescarError
-from cinescar.radiomics.extract import extract_center, extract_images, feature_names, gather_features
+from cinescar.radiomics.extract import (
+    chunk_rows,
+    extract_center,
+    extract_chunk,
+    extract_images,
+    extraction_chunks,
+    feature_names,
+    gather_features,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = REPO / "config" / "radiomics.yaml"
@@ -142,3 +151,51 @@ def test_extract_center_and_gather(tmp_path, names):
 
     with pytest.raises(CinescarError, match="more than one centre"):
         gather_features([out / "centers" / "centre-a.parquet"] * 2, [], tmp_path / "f.parquet", tmp_path / "f.csv")
+
+
+def test_chunk_rows_partition_the_index_in_order():
+    for n_images in (0, 1, 7, 300, 301, 1000):
+        for n_chunks in (1, 2, 3, 7, 11):
+            rows = [chunk_rows(n_images, n_chunks, c) for c in range(n_chunks)]
+            assert [i for r in rows for i in r] == list(range(n_images))  # contiguous, in order, complete
+            assert max(len(r) for r in rows) - min(len(r) for r in rows) <= 1  # near-equal
+    with pytest.raises(CinescarError, match="does not exist"):
+        chunk_rows(10, 3, 3)
+
+
+def test_chunked_extraction_is_bit_for_bit_one_job_per_centre(tmp_path):
+    """The workflow extracts chunks of a centre's images in separate jobs; gathered in order they must give
+    exactly the table one job over the whole centre gives (values, order, dtypes, failures)."""
+    store = tmp_path / "results" / "preprocess"
+    images, masks = ring_slices(5, seed=4, rough=True)
+    masks[3] = 0  # one failed image inside a chunk
+    ids = [f"C1_ED_{i:02d}" for i in range(5)]
+    index_path = _write_center(store, "centre-c", ids, images, masks)
+    out = tmp_path / "results" / "radiomics"
+    whole = extract_center(index_path, PARAMS, out / "whole.parquet", out / "whole.failures.csv")
+    n_chunks = 7  # more chunks than images: two chunks are empty and must not disturb the gather
+    parts = [(out / "chunks" / f"{c}-of-{n_chunks}.parquet", out / "chunks" / f"{c}-of-{n_chunks}.failures.csv")
+             for c in range(n_chunks)]
+    for c, (feat, fail) in enumerate(parts):
+        extract_chunk(index_path, PARAMS, c, n_chunks, feat, fail)
+    assert len(pd.read_parquet(parts[-1][0])) == 0
+    gathered = gather_features([f for f, _ in parts], [f for _, f in parts], out / "features.parquet",
+                               out / "failures.csv")
+    pd.testing.assert_frame_equal(gathered.features, whole.features, check_exact=True)
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "features.parquet"), pd.read_parquet(out / "whole.parquet"),
+                                  check_exact=True)
+    pd.testing.assert_frame_equal(pd.read_csv(out / "failures.csv"), pd.read_csv(out / "whole.failures.csv"))
+    assert gathered.failures["image_id"].tolist() == [ids[3]]
+
+
+def test_extraction_chunks_from_the_validation_report(tmp_path):
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("patient_id,center\nP1,Centre A\nP2,Centre A\nP3,Rome (IT)\n")
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"slices_per_phase": {"P1:ED": 10, "P1:ES": 10, "P2:ED": 6, "P2:ES": 6,
+                                                       "P3:ED": 2, "P3:ES": 2}}))
+    assert extraction_chunks(manifest, report, 300) == {"centre-a": 1, "rome-it": 1}
+    assert extraction_chunks(manifest, report, 10) == {"centre-a": 4, "rome-it": 1}  # 32 slices -> 4 chunks
+    assert extraction_chunks(manifest, report, 32) == {"centre-a": 1, "rome-it": 1}
+    with pytest.raises(CinescarError, match="extract_chunk_images"):
+        extraction_chunks(manifest, report, 0)

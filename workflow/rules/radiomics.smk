@@ -1,7 +1,28 @@
-# Radiomics (docs/radiomics.md): pyradiomics per centre in parallel, gathered; per-fold LASSO + L1-LR for
-# every candidate k; k chosen by mean validation AUC over the folds.
+# Radiomics (docs/radiomics.md): pyradiomics in chunks of a centre's images (radiomics.extract_chunk_images)
+# in parallel, gathered in order; per-fold LASSO + L1-LR for every candidate k; k chosen by mean validation
+# AUC over the folds.
 
 RADIOMICS = "results/radiomics"
+
+
+def extraction_chunk_counts():
+    """{centre slug: number of chunks}, from the validation report (known before preprocessing)."""
+    from cinescar.radiomics.extract import extraction_chunks
+
+    validation = checkpoints.validate_cohort.get().output.validation
+    return extraction_chunks(
+        MANIFEST, validation, int(config["radiomics"]["extract_chunk_images"])
+    )
+
+
+def extraction_chunk_files(ext):
+    counts = extraction_chunk_counts()
+    return [
+        f"{RADIOMICS}/chunks/{slug}/{chunk}-of-{n}.{ext}"
+        for slug in center_slugs()
+        for n in [counts[slug]]
+        for chunk in range(n)
+    ]
 
 
 rule radiomics_extract:
@@ -11,12 +32,15 @@ rule radiomics_extract:
         masks=f"{PREPROCESS}/centers/{{center}}/masks.npy",
         params=repo_path(config["radiomics"]["params"]),
     output:
-        features=f"{RADIOMICS}/centers/{{center}}.parquet",
-        failures=f"{RADIOMICS}/centers/{{center}}.failures.csv",
+        features=f"{RADIOMICS}/chunks/{{center}}/{{chunk}}-of-{{n_chunks}}.parquet",
+        failures=f"{RADIOMICS}/chunks/{{center}}/{{chunk}}-of-{{n_chunks}}.failures.csv",
     log:
-        "logs/radiomics/extract_{center}.log",
+        "logs/radiomics/extract_{center}_{chunk}-of-{n_chunks}.log",
     benchmark:
-        "results/benchmarks/radiomics/extract_{center}.tsv"
+        "results/benchmarks/radiomics/extract_{center}_{chunk}-of-{n_chunks}.tsv"
+    wildcard_constraints:
+        chunk=r"\d+",
+        n_chunks=r"\d+",
     conda:
         f"{ENVS}/radiomics.yaml"
     threads: int(config["radiomics"]["extract_threads"])
@@ -28,17 +52,15 @@ rule radiomics_extract:
 
 rule radiomics_gather:
     input:
-        features=lambda wc: expand(
-            f"{RADIOMICS}/centers/{{center}}.parquet", center=center_slugs()
-        ),
-        failures=lambda wc: expand(
-            f"{RADIOMICS}/centers/{{center}}.failures.csv", center=center_slugs()
-        ),
+        features=lambda wc: extraction_chunk_files("parquet"),
+        failures=lambda wc: extraction_chunk_files("failures.csv"),
     output:
         features=f"{RADIOMICS}/features.parquet",
         failures=f"{RADIOMICS}/failures.csv",
     log:
         "logs/radiomics/gather.log",
+    benchmark:
+        "results/benchmarks/radiomics/gather.tsv"
     conda:
         f"{ENVS}/radiomics.yaml"
     resources:

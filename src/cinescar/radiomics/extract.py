@@ -207,6 +207,74 @@ def extract_center(
     return result
 
 
+def chunk_rows(n_images: int, n_chunks: int, chunk: int) -> range:
+    """Index rows of chunk `chunk` (0-based) of `n_chunks` contiguous, near-equal chunks of a centre's images.
+
+    Contiguous, in index order, so that concatenating the chunks in order gives the centre's table exactly
+    as one job over the whole centre wrote it. A chunk may be empty when a centre has fewer images than chunks.
+    """
+    if n_chunks < 1 or not 0 <= chunk < n_chunks:
+        raise CinescarError(f"radiomics chunk {chunk} of {n_chunks} does not exist")
+    base, extra = divmod(int(n_images), int(n_chunks))
+    start = chunk * base + min(chunk, extra)
+    return range(start, start + base + (chunk < extra))
+
+
+def extraction_chunks(manifest_path: str | Path, validation_path: str | Path, chunk_size: int) -> dict[str, int]:
+    """Number of extraction chunks per centre slug: ceil(slices of the centre's ED + ES stacks / chunk_size).
+
+    Known as soon as the cohort is validated (the validation report counts every stack's slices), so the
+    workflow can lay out the chunk jobs before preprocessing has run. Slices bound the images from above
+    (slices without myocardium are not images), so no chunk holds more than `chunk_size` images.
+    """
+    import csv
+    import json
+
+    from cinescar.cohort.contract import slugify
+
+    if int(chunk_size) < 1:
+        raise CinescarError(f"radiomics.extract_chunk_images must be >= 1, got {chunk_size}")
+    slices = json.loads(Path(validation_path).read_text())["slices_per_phase"]  # {"PID:ED": n, ...}
+    per_patient: dict[str, int] = {}
+    for key, n in slices.items():
+        pid = key.rsplit(":", 1)[0]
+        per_patient[pid] = per_patient.get(pid, 0) + int(n)
+    totals: dict[str, int] = {}
+    with open(manifest_path, newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            slug = slugify(row["center"])
+            totals[slug] = totals.get(slug, 0) + per_patient.get(str(row["patient_id"]).strip(), 0)
+    return {slug: max(1, -(-total // int(chunk_size))) for slug, total in sorted(totals.items())}
+
+
+def extract_chunk(
+    index_path: str | Path,
+    params_path: str | Path,
+    chunk: int,
+    n_chunks: int,
+    features_out: str | Path,
+    failures_out: str | Path,
+    processes: int = 1,
+) -> ExtractionResult:
+    """Extract chunk `chunk` of `n_chunks` of one centre's images (`chunk_rows`); write features and failures.
+
+    Why chunks and not one job per centre: the largest centre holds a third of the images and was the
+    workflow's critical path; chunks of a few hundred images keep every core busy. An image's features do
+    not depend on which other images share its job, so the gathered table is the same, bit for bit.
+    """
+    from cinescar.preprocessing.store import load_arrays, load_index
+
+    index_path = Path(index_path)  # results/preprocess/centers/{center}/index.parquet
+    index = load_index(index_path)
+    rows = chunk_rows(len(index), n_chunks, chunk)
+    part = index.iloc[rows.start:rows.stop].reset_index(drop=True)
+    images, masks = load_arrays(part, root=index_path.parents[2])
+    log.info("chunk %d of %d: index rows %d-%d of %d", chunk, n_chunks, rows.start, rows.stop, len(index))
+    result = extract_images(images, masks, part["image_id"].tolist(), params_path, processes=processes)
+    _write(result, features_out, failures_out)
+    return result
+
+
 def _write(result: ExtractionResult, features_out: str | Path, failures_out: str | Path) -> None:
     Path(features_out).parent.mkdir(parents=True, exist_ok=True)
     result.features.to_parquet(features_out, index=False)
@@ -220,7 +288,7 @@ def gather_features(
     features_out: str | Path,
     failures_out: str | Path,
 ) -> ExtractionResult:
-    """Concatenate the centres' feature tables (same columns required) and failure tables."""
+    """Concatenate feature tables (centres or their chunks, in order; same columns required) and failure tables."""
     tables = [pd.read_parquet(p) for p in feature_paths]
     if not tables:
         raise CinescarError("no per-centre radiomics tables to gather")
@@ -228,17 +296,21 @@ def gather_features(
     for path, table in zip(feature_paths, tables):
         if list(table.columns) != columns:
             raise CinescarError(f"radiomics table {path} has other feature columns than {feature_paths[0]}: "
-                                "were the centres extracted with different parameter files?")
-    features = pd.concat(tables, ignore_index=True)
+                                "were the chunks extracted with different parameter files?")
+    # an empty chunk (a centre with fewer images than chunks) adds no rows; leaving it out keeps the columns'
+    # dtypes those of the non-empty tables, as if the centre had been one job
+    rows = [t for t in tables if len(t)] or tables[:1]
+    features = pd.concat(rows, ignore_index=True)
     dup = features["image_id"][features["image_id"].duplicated()]
     if len(dup):
-        raise CinescarError(f"image_id(s) in more than one centre's radiomics table: {dup.head().tolist()}")
-    failure_tables = [_read_failures(p) for p in failure_paths]
+        raise CinescarError(f"image_id(s) in more than one centre's or chunk's radiomics table: "
+                            f"{dup.head().tolist()}")
+    failure_tables = [t for t in (_read_failures(p) for p in failure_paths) if len(t)]
     failures = pd.concat(failure_tables, ignore_index=True) if failure_tables else pd.DataFrame(
         columns=FAILURE_COLUMNS)
     result = ExtractionResult(features=features, failures=failures)
     _write(result, features_out, failures_out)
-    log.info("gathered %d images x %d features from %d centre(s); %d failure(s)",
+    log.info("gathered %d images x %d features from %d table(s); %d failure(s)",
              len(features), features.shape[1] - 1, len(tables), len(failures))
     return result
 
