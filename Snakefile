@@ -13,6 +13,7 @@ include: "workflow/rules/cohort.smk"
 include: "workflow/rules/radiomics.smk"
 include: "workflow/rules/dl.smk"
 include: "workflow/rules/fusion.smk"
+include: "workflow/rules/baselines.smk"
 include: "workflow/rules/evaluation.smk"
 include: "workflow/rules/bundle.smk"
 

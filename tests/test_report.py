@@ -98,18 +98,19 @@ def test_evaluation_files_and_rules(study):
     metrics = pd.read_csv(files["metrics"])
     assert {"model", "fold", "cohort", "operating_point", "cutoff", "sensitivity", "specificity", "ppv", "npv",
             "accuracy", "auc", "spared_scar_free", "spared_all"} <= set(metrics.columns)
-    assert set(metrics["operating_point"]) == {"validation"}
-    # the cut-off reaches the target on validation patients, and is reused unchanged on the test cohorts
-    val = metrics[metrics["cohort"] == "val"]
+    assert set(metrics["operating_point"]) == {"pooled", "validation"}
+    # the per-fold cut-off reaches the target on its validation patients, and is reused unchanged on the test
+    # cohorts; the pooled cut-off is one value per model, for every fold and the final model
+    val = metrics[(metrics["cohort"] == "val") & (metrics["operating_point"] == "validation")]
     assert (val["sensitivity"] >= 0.9).all()
-    for (model, fold), g in metrics.groupby(["model", "fold"]):
+    for (model, fold), g in metrics[metrics["operating_point"] == "validation"].groupby(["model", "fold"]):
+        assert g["cutoff"].nunique() == 1
+    for model, g in metrics[metrics["operating_point"] == "pooled"].groupby("model"):
         assert g["cutoff"].nunique() == 1
     final = json.loads(files["final_models"].read_text())
-    test = metrics[metrics["cohort"] == "test"]
-    for model, info in final.items():
-        aucs = test[test["model"] == model].set_index("fold")["auc"]
-        assert aucs[info["fold"]] == pytest.approx(aucs.max(), abs=1e-6)
-        assert info["fold"] == min(f for f, a in aucs.items() if a == pytest.approx(aucs.max(), abs=1e-6))
+    for model, info in final.items():  # default final model: the mean of the fold models, not a fold
+        assert info["fold"] == -1 and info["rule"] == "mean" and not info["optimistic"]
+        assert info["folds"] == [0, 1, 2] and info["operating_point"] == "pooled"
     delong = pd.read_csv(files["delong"])
     assert set(delong["scope"]) == {"fold 0", "fold 1", "fold 2", "final"}
     assert len(delong) == 4 * 2 * 3 and delong["p"].between(0, 1).all()
@@ -133,7 +134,7 @@ def test_optimistic_variant_is_labelled(tmp_path, monkeypatch):
     cfg = {**CFG, "screening": {"target_sensitivity": 0.9, "cutoff_on_test": True}}
     files = _evaluate(tmp_path, cfg)
     metrics = pd.read_csv(files["metrics"])
-    assert set(metrics["operating_point"]) == {"validation", "optimistic"}
+    assert set(metrics["operating_point"]) == {"pooled", "validation", "optimistic"}
     assert set(metrics.loc[metrics["operating_point"] == "optimistic", "cohort"]) == {"test", "external"}
     build_report(files["metrics"].parent, tmp_path / "report.html", cfg)
     text = (tmp_path / "report.html").read_text()
@@ -169,7 +170,8 @@ def test_report_is_self_contained(study, tmp_path):
     images = re.findall(r'src="data:image/png;base64,', text)
     assert len(images) >= 3 + 2 + 1  # two ROC plots + per-fold AUC, two Grad-CAMs, the cohort figure
     final = json.loads(files["final_models"].read_text())
-    assert f"gradcam/fold{final['dl']['fold']}/cam_0.png" in text  # the final DL model's fold comes first
+    first = final["dl"]["fold"] if final["dl"]["fold"] >= 0 else 0  # the mean final model has no fold of its own
+    assert f"gradcam/fold{first}/cam_0.png" in text  # the final DL model's fold (if any) comes first
     for heading in ("Table 1", "Table 2", "Table 3", "Table 4", "Table S1", "Table S2", "DeLong", "Grad-CAM"):
         assert heading in text
     assert "target_sensitivity: 0.9" in text and "scikit-learn" in text  # config YAML and package versions

@@ -1,10 +1,14 @@
+from pathlib import Path
+
 from cinescar.evaluation.study import evaluate_study
 from cinescar.logs import setup_logging
+from cinescar.models import MODELS
 
 setup_logging(snakemake.log[0])
 inp = snakemake.input
-evaluate_study({"radiomics": inp.radiomics, "dl": inp.dl, "fusion": inp.fusion}, inp.index, inp.splits,
-               inp.manifest, snakemake.params.out_dir, snakemake.config,
+evaluate_study({m: getattr(inp, m) for m in MODELS if hasattr(inp, m)}, inp.index, inp.splits, inp.manifest,
+               snakemake.params.out_dir, snakemake.config,
                selected_features={"radiomics": (inp.radiomics_selected, inp.radiomics_choice),
                                   "fusion": (inp.fusion_selected, inp.fusion_choice)},
-               fusion_classifiers=inp.fusion_classifiers, fusion_choice=inp.fusion_choice)
+               fusion_classifiers=inp.fusion_classifiers, fusion_choice=inp.fusion_choice,
+               statuses={Path(p).parent.name: p for p in getattr(inp, "statuses", [])})

@@ -1,20 +1,27 @@
-"""The study's evaluation: from the three models' image predictions to every number of the report.
+"""The study's evaluation: from every model's image predictions to every number of the report.
 
-`evaluate_study` reads the predictions of the Radiomics, DL and DL-Radiomics models (architecture.md,
-"Predictions"), checks that each covers exactly the images the splits say it must, aggregates to patients,
-sets the screening cut-off per fold on validation patients, and writes (under `out_dir`):
+`evaluate_study` reads the predictions of every model of `cinescar.models` the workflow made — the paper's
+Radiomics, DL and DL-Radiomics, the clinical baseline, the combined image + clinical models and the two
+shortcut controls — all in the same contract (architecture.md, "Predictions"). `build_study` checks that
+each covers exactly the images the splits say it must, aggregates to patients, sets the cut-offs (pooled
+out-of-fold by default, per fold for Table 3), forms the final models, and returns a `Study`: the one place
+the later statistics read from (patients, metrics, operating points, final models). `evaluate_study` then
+writes (under `out_dir`):
 
 | file | content |
 |---|---|
-| `patients.csv` | patient-level probabilities (model, fold, split, patient_id, lge, prob, n_images) |
+| `patients.csv` | patient-level probabilities (model, fold, split, patient_id, lge, prob, n_images); fold −1 = final model |
 | `metrics.csv` | per model, fold, cohort (val/test/external) and operating point: cut-off and all metrics |
-| `final_models.json` | per model the fold with the highest internal-test AUC (the paper's rule) |
+| `operating_points.csv/.json` | per model the pooled out-of-fold cut-off, what it reached on validation, the per-fold cut-offs, what pooling costs |
+| `final_models.json` | per model the final model: rule (mean of folds / best on test), its cut-off, test/external AUC |
+| `final_patients.csv` | the final models' patient probabilities on test and external |
 | `delong.csv` | DeLong tests between every pair of models, per fold and cohort, and for the final models |
+| `incremental.csv` | every model against the clinical one: AUC difference, DeLong CI and p (test, external, pooled validation) |
 | `roc.csv` | ROC curves with 95 % bootstrap bands of the final models (internal test, external) |
 | `table1.csv` … `table4.csv` | the paper's Tables 1–4; `table4_folds.csv` every fold on the external cohort |
 | `table_s1.csv` | the DL-Radiomics classifier comparison (copied from results/fusion/classifiers.csv) |
 | `table_s2.csv`, `table_s3.csv` | recurrence of selected features across folds (radiomics, fusion) |
-| `summary.json` | the headline numbers (final models, their metrics, the fusion's choice of k/classifier) |
+| `summary.json` | headline numbers, the final-model rule, notes on models not available, incremental-value verdicts |
 
 and logs the numbers to MLflow (stage=evaluation).
 """
@@ -23,29 +30,52 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from cinescar.errors import CinescarError, CohortError
 from cinescar.evaluation.delong import delong_test
-from cinescar.evaluation.metrics import roc_with_band
-from cinescar.evaluation.screening import VALIDATION, patient_probabilities, screening_table
+from cinescar.evaluation.metrics import auc_or_nan, roc_with_band, screening_metrics
+from cinescar.evaluation.screening import (
+    BEST_ON_TEST_RULE,
+    FINAL_FOLD,
+    FINAL_RULE_LABELS,
+    MEAN_RULE,
+    OPERATING_POINT_OF_SETTING,
+    OPTIMISTIC,
+    POOLED,
+    VALIDATION,
+    choose_cutoff,
+    evaluated_splits,
+    final_probabilities,
+    patient_probabilities,
+    pooled_validation,
+    screening_table,
+)
 from cinescar.evaluation.tables import (
     feature_recurrence,
     final_model_table,
     reproducibility_table,
     study_cohort_tables,
 )
+from cinescar.models import CLINICAL, COMBINED, IMAGE_MODELS, MODEL_LABELS, MODELS
 
 log = logging.getLogger(__name__)
-MODELS = ("radiomics", "dl", "fusion")
-MODEL_LABELS = {"radiomics": "Radiomics", "dl": "DL", "fusion": "DL-Radiomics"}
 ROLE_OF_SPLIT = {"val": "val_all", "test": "test", "external": "external"}
 DELONG_COLUMNS = ["scope", "cohort", "model_a", "fold_a", "model_b", "fold_b", "n_patients",
                   "auc_a", "auc_b", "diff", "se", "z", "p"]  # fmt: skip
+INCREMENTAL_COLUMNS = ["model", "reference", "cohort", "scope", "n_patients", "n_pos", "auc", "auc_reference",
+                       "diff", "diff_low", "diff_high", "p"]  # fmt: skip
+
+
+def default_operating_point(cfg: dict) -> str:
+    """The `operating_point` label of the default rows (`screening.operating_point`: pooled or per_fold)."""
+    return OPERATING_POINT_OF_SETTING[str(cfg.get("screening", {}).get("operating_point", "pooled"))]
 
 
 def check_coverage(pred: pd.DataFrame, index: pd.DataFrame, splits: dict, model: str,
@@ -88,26 +118,179 @@ def check_coverage(pred: pd.DataFrame, index: pd.DataFrame, splits: dict, model:
     return n_missing
 
 
-def choose_final_models(metrics: pd.DataFrame) -> dict[str, dict]:
-    """The paper's rule: per model the fold with the highest internal-test AUC (ties → lowest fold)."""
-    out = {}
-    m = metrics[(metrics["cohort"] == "test") & (metrics["operating_point"] == VALIDATION)]
-    for model, mm in m.groupby("model", sort=False):
-        # equal AUCs (same rational value, different float rounding) are a tie, resolved by the lowest fold
-        mm = mm.assign(auc_r=mm["auc"].round(12)).sort_values(["auc_r", "fold"], ascending=[False, True])
-        best = mm.iloc[0]
-        ext = metrics[(metrics["model"] == model) & (metrics["fold"] == best["fold"])
-                      & (metrics["cohort"] == "external") & (metrics["operating_point"] == VALIDATION)]  # fmt: skip
-        out[str(model)] = {
-            "fold": int(best["fold"]),
-            "test_auc": float(best["auc"]),
-            "external_auc": float(ext["auc"].iloc[0]) if len(ext) else None,
-            "cutoff": float(best["cutoff"]),
-            "rule": "fold with the highest patient-level AUC on the internal test cohort (paper)",
-        }
-    return out
+# ------------------------------------------------------------------------------ operating points
+def operating_point_summary(patients: pd.DataFrame, pooled: float, target: float, ci_level: float) -> dict:
+    """What the pooled cut-off reached on the pooled validation patients, and what pooling costs.
+
+    Fold models can be calibrated differently (one fold's probabilities all higher than another's); a single
+    cut-off then sits well for some folds and badly for others, and the pooled out-of-fold AUC falls below
+    the folds' own AUCs. `pooling_cost` = median fold validation AUC − pooled out-of-fold AUC measures that.
+    """
+    val = pooled_validation(patients)
+    y, p = val["lge"].to_numpy(), val["prob"].to_numpy()
+    m = screening_metrics(y, p, pooled, ci_level=ci_level)
+    fold_auc, per_fold, fold_mean_prob = {}, {}, {}
+    for fold, vf in val.groupby("fold"):
+        fold_auc[int(fold)] = auc_or_nan(vf["lge"].to_numpy(), vf["prob"].to_numpy())
+        per_fold[int(fold)] = choose_cutoff(vf["lge"].to_numpy(), vf["prob"].to_numpy(), target)
+        fold_mean_prob[int(fold)] = float(vf["prob"].mean())
+    finite = [a for a in fold_auc.values() if np.isfinite(a)]
+    median_fold = float(np.median(finite)) if finite else float("nan")
+    return {
+        "operating_point": POOLED, "cutoff": float(pooled), "target_sensitivity": float(target),
+        "rule": "highest cut-off whose sensitivity on the pooled out-of-fold validation patients reaches the target",
+        "n_patients": m["n_patients"], "n_pos": m["n_pos"], "n_neg": m["n_neg"],
+        "sensitivity": m["sensitivity"], "specificity": m["specificity"], "ppv": m["ppv"], "npv": m["npv"],
+        "pooled_oof_auc": m["auc"], "pooled_oof_auc_ci_low": m["auc_ci_low"], "pooled_oof_auc_ci_high": m["auc_ci_high"],
+        "median_fold_auc": median_fold, "pooling_cost": median_fold - m["auc"] if finite else float("nan"),
+        "fold_val_auc": fold_auc, "fold_cutoffs": per_fold, "fold_mean_val_prob": fold_mean_prob,
+    }  # fmt: skip
 
 
+# ----------------------------------------------------------------------------------- final models
+def choose_best_on_test(metrics: pd.DataFrame, model: str) -> int:
+    """The paper's rule: the fold with the highest internal-test AUC (ties → lowest fold)."""
+    m = metrics[(metrics["model"] == model) & (metrics["cohort"] == "test") & (metrics["fold"] >= 0)]
+    m = m.drop_duplicates("fold")  # AUC does not depend on the operating point
+    if m.empty:
+        raise CinescarError(f"{model}: no internal-test patients to choose the best fold on")
+    # equal AUCs (same rational value, different float rounding) are a tie, resolved by the lowest fold
+    m = m.assign(auc_r=m["auc"].round(12)).sort_values(["auc_r", "fold"], ascending=[False, True])
+    return int(m.iloc[0]["fold"])
+
+
+def final_model(patients: pd.DataFrame, metrics: pd.DataFrame, model: str, rule: str, op_summary: dict,
+                default_op: str) -> tuple[dict, pd.DataFrame]:  # fmt: skip
+    """The final model's description (final_models.json) and its patient rows (fold = FINAL_FOLD for the mean).
+
+    `mean`: the mean of the fold models' patient probabilities, at the pooled cut-off (the mean model has no
+    fold of its own, so the per-fold cut-off does not apply to it). `best_on_test`: the paper's fold, at the
+    default operating point's cut-off of that fold; optimistic, and labelled so.
+    """
+    folds = sorted(int(f) for f in patients["fold"].unique() if int(f) >= 0)
+    if rule == MEAN_RULE:
+        fold, cutoff, op = FINAL_FOLD, op_summary["cutoff"], POOLED
+        rows = final_probabilities(patients, MEAN_RULE)
+        n_img = patients[patients["split"] != "val"].groupby(["split", "patient_id"])["n_images"].max()
+        rows = rows.assign(fold=FINAL_FOLD, n_images=n_img.reindex(pd.MultiIndex.from_frame(
+            rows[["split", "patient_id"]])).to_numpy())  # fmt: skip
+        used = folds
+    elif rule == BEST_ON_TEST_RULE:
+        fold = choose_best_on_test(metrics, model)
+        op = default_op
+        cutoff = op_summary["cutoff"] if op == POOLED else op_summary["fold_cutoffs"][fold]
+        rows = pd.DataFrame(columns=patients.columns)  # already in `patients` under its own fold
+        used = [fold]
+    else:
+        raise CinescarError(f"evaluation.final_model must be {MEAN_RULE} or {BEST_ON_TEST_RULE}, not {rule!r}")
+    info = {"fold": int(fold), "folds": used, "rule": rule, "rule_label": FINAL_RULE_LABELS[rule],
+            "optimistic": rule == BEST_ON_TEST_RULE, "operating_point": op, "cutoff": float(cutoff),
+            "validation": {k: op_summary[k] for k in ("n_patients", "n_pos", "sensitivity", "specificity")}
+            | {"source": "pooled out-of-fold validation patients of the fold models"}}  # fmt: skip
+    return info, rows
+
+
+def final_metrics_rows(patients: pd.DataFrame, info: dict, target: float, cutoff_on_test: bool,
+                       ci_level: float) -> pd.DataFrame:  # fmt: skip
+    """metrics rows of the mean final model (fold = FINAL_FOLD) on every evaluated cohort."""
+    pf = patients[patients["fold"] == FINAL_FOLD]
+    rows = []
+    for cohort in evaluated_splits(pf):
+        pc = pf[pf["split"] == cohort]
+        y, p = pc["lge"].to_numpy(), pc["prob"].to_numpy()
+        points = [(POOLED, info["cutoff"])]
+        if cutoff_on_test and y.sum() > 0:
+            points.append((OPTIMISTIC, choose_cutoff(y, p, target)))
+        for op, cut in points:
+            rows.append({"fold": FINAL_FOLD, "cohort": cohort, "operating_point": op, "cutoff": float(cut),
+                         **screening_metrics(y, p, cut, ci_level=ci_level)})
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------ the study
+@dataclass
+class Study:
+    """Everything the tables, statistics and report are computed from (the hook for later analyses).
+
+    `patients[model]`: fold-level patient rows (fold ≥ 0; split val/test/external) plus the mean final
+    model's rows (fold = FINAL_FOLD, test/external). `metrics`: one row per model, fold, cohort and
+    operating point. `operating_points[model]`: the pooled cut-off and what it reached (operating_point_summary).
+    `final[model]`: the final model (final_models.json). `notes[model]`: a sentence per model that is not
+    available on this cohort, or that says which inputs it used.
+    """
+
+    patients: dict[str, pd.DataFrame]
+    metrics: pd.DataFrame
+    operating_points: dict[str, dict]
+    final: dict[str, dict]
+    default_operating_point: str
+    final_rule: str
+    notes: dict[str, str] = field(default_factory=dict)
+    not_available: dict[str, str] = field(default_factory=dict)
+    not_predicted: dict[str, int] = field(default_factory=dict)
+
+
+def _read_predictions(path: str | Path) -> pd.DataFrame:
+    pred = pd.read_parquet(path)
+    return pred.assign(image_id=pred["image_id"].astype(str), patient_id=pred["patient_id"].astype(str),
+                       fold=pred["fold"].astype(int))
+
+
+def build_study(predictions: dict[str, str | Path], index: pd.DataFrame, splits: dict, cfg: dict,
+                statuses: dict[str, str | Path] | None = None) -> Study:  # fmt: skip
+    """Patient probabilities, cut-offs, metrics and final models of every model with predictions.
+
+    A model whose predictions table is empty (e.g. the clinical model of a cohort without clinical columns)
+    is left out, with the sentence of its `status.json` (or a generic one) in `not_available`.
+    """
+    scr, ev = cfg.get("screening", {}), cfg.get("evaluation", {})
+    target = float(scr.get("target_sensitivity", 0.90))
+    optimistic = bool(scr.get("cutoff_on_test", False))
+    level = float(ev.get("ci_level", 0.95))
+    rule = str(ev.get("final_model", MEAN_RULE))
+    default_op = default_operating_point(cfg)
+    notes, not_available, not_predicted = {}, {}, {}
+    for model, path in (statuses or {}).items():
+        if path is not None and Path(path).exists():
+            notes[model] = str(json.loads(Path(path).read_text()).get("note", ""))
+    patients: dict[str, pd.DataFrame] = {}
+    frames, ops, final = [], {}, {}
+    order = [m for m in MODELS if m in predictions] + [m for m in predictions if m not in MODELS]
+    for model in order:
+        pred = _read_predictions(predictions[model])
+        if pred.empty:
+            not_available[model] = notes.get(model) or f"{MODEL_LABELS.get(model, model)}: no predictions."
+            log.warning("%s not evaluated: %s", model, not_available[model])
+            continue
+        pm = patient_probabilities(pred, source=predictions[model])
+        not_predicted[model] = check_coverage(pred, index, splits, model, predictions[model])
+        pooled = choose_cutoff(pooled_validation(pm)["lge"].to_numpy(), pooled_validation(pm)["prob"].to_numpy(),
+                               target)
+        ops[model] = operating_point_summary(pm, pooled, target, level)
+        mm = screening_table(pm, target, optimistic, level, pooled=pooled).assign(model=model)
+        info, final_rows = final_model(pm, mm, model, rule, ops[model], default_op)
+        final[model] = info
+        if len(final_rows):
+            pm = pd.concat([pm, final_rows[pm.columns]], ignore_index=True)
+            mm = pd.concat([mm, final_metrics_rows(pm, info, target, optimistic, level).assign(model=model)],
+                           ignore_index=True)
+        patients[model] = pm
+        frames.append(mm)
+    if not frames:
+        raise CinescarError("no model has predictions to evaluate")
+    metrics = pd.concat(frames, ignore_index=True)
+    metrics = metrics[["model", *[c for c in metrics.columns if c != "model"]]]
+    for model, info in final.items():
+        for cohort in ("test", "external"):
+            row = metrics[(metrics["model"] == model) & (metrics["fold"] == info["fold"])
+                          & (metrics["cohort"] == cohort) & (metrics["operating_point"] == info["operating_point"])]  # fmt: skip
+            info[f"{cohort}_auc"] = float(row["auc"].iloc[0]) if len(row) else None
+    return Study(patients=patients, metrics=metrics, operating_points=ops, final=final,
+                 default_operating_point=default_op, final_rule=rule, notes=notes, not_available=not_available,
+                 not_predicted=not_predicted)  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- comparisons
 def _aligned(patients: dict[str, pd.DataFrame], picks: dict[str, int], cohort: str) -> tuple[np.ndarray, dict]:
     """Labels and per-model probabilities on the same patients (models may come from different folds)."""
     frames = {}
@@ -129,11 +312,19 @@ def _aligned(patients: dict[str, pd.DataFrame], picks: dict[str, int], cohort: s
     return y, {m: f.loc[order, "prob"].to_numpy(dtype=float) for m, f in frames.items()}
 
 
+def _delong_or_nan(y: np.ndarray, a: np.ndarray, b: np.ndarray, what: str) -> dict[str, float]:
+    try:
+        return delong_test(y, a, b).as_dict()
+    except CinescarError as exc:  # too few patients of a class: the test is undefined, say why
+        log.warning("DeLong %s not computed: %s", what, exc)
+        return {k: float("nan") for k in ("auc_a", "auc_b", "diff", "se", "z", "p")}
+
+
 def delong_table(patients: dict[str, pd.DataFrame], final_models: dict[str, dict]) -> pd.DataFrame:
     """DeLong tests between every pair of models: per fold (same fold for both) and for the final models."""
     rows = []
     models = list(patients)
-    folds = sorted(set.intersection(*(set(p["fold"].unique()) for p in patients.values())))
+    folds = sorted(f for f in set.intersection(*(set(p["fold"].unique()) for p in patients.values())) if f >= 0)
     scopes = [(f"fold {f}", {m: int(f) for m in models}) for f in folds]
     scopes.append(("final", {m: int(final_models[m]["fold"]) for m in models}))
     for scope, picks in scopes:
@@ -142,14 +333,68 @@ def delong_table(patients: dict[str, pd.DataFrame], final_models: dict[str, dict
                 continue
             y, scores = _aligned(patients, picks, cohort)
             for a, b in combinations(models, 2):
-                try:
-                    res = delong_test(y, scores[a], scores[b]).as_dict()
-                except CinescarError as exc:  # too few patients of a class: the test is undefined, say why
-                    log.warning("DeLong %s %s %s vs %s not computed: %s", scope, cohort, a, b, exc)
-                    res = {k: float("nan") for k in ("auc_a", "auc_b", "diff", "se", "z", "p")}
+                res = _delong_or_nan(y, scores[a], scores[b], f"{scope} {cohort} {a} vs {b}")
                 rows.append({"scope": scope, "cohort": cohort, "model_a": a, "fold_a": picks[a], "model_b": b,
                              "fold_b": picks[b], "n_patients": len(y), **res})  # fmt: skip
     return pd.DataFrame(rows, columns=DELONG_COLUMNS)
+
+
+def _pooled_aligned(patients: dict[str, pd.DataFrame], models: list[str]) -> tuple[np.ndarray, dict]:
+    """Labels and probabilities on the pooled out-of-fold validation patients of every model in `models`."""
+    frames = {m: pooled_validation(patients[m][patients[m]["fold"] >= 0]).set_index("patient_id") for m in models}
+    order = sorted(set.intersection(*(set(f.index) for f in frames.values())))
+    y = frames[models[0]].loc[order, "lge"].to_numpy(dtype=int)
+    return y, {m: f.loc[order, "prob"].to_numpy(dtype=float) for m, f in frames.items()}
+
+
+def incremental_table(patients: dict[str, pd.DataFrame], final_models: dict[str, dict],
+                      level: float = 0.95) -> pd.DataFrame:  # fmt: skip
+    """Every model against the clinical one on the same patients: AUC difference, DeLong CI and p.
+
+    Cohorts: `test` and `external` with the final models, and `val` = the pooled out-of-fold validation
+    patients (the fold models; a combined model's validation rows are only second-order out of fold, see
+    cinescar.baselines.combined). The CI of the difference is DeLong's: diff ± z·SE (written here; the
+    bootstrap interval of the difference, when computed, is in the statistics' own files).
+    """
+    if CLINICAL not in patients:
+        return pd.DataFrame(columns=INCREMENTAL_COLUMNS)
+    others = [m for m in patients if m != CLINICAL]
+    z = stats.norm.ppf(0.5 + level / 2.0)
+    rows = []
+    scopes: list[tuple[str, str, tuple[np.ndarray, dict]]] = []
+    for cohort in ("test", "external"):
+        picks = {m: int(final_models[m]["fold"]) for m in patients}
+        if all(((p["split"] == cohort) & (p["fold"] == picks[m])).any() for m, p in patients.items()):
+            scopes.append((cohort, "final", _aligned(patients, picks, cohort)))
+    scopes.append(("val", "pooled out of fold", _pooled_aligned(patients, [CLINICAL, *others])))
+    for cohort, scope, (y, scores) in scopes:
+        for m in others:
+            res = _delong_or_nan(y, scores[m], scores[CLINICAL], f"{cohort} {m} vs clinical")
+            lo, hi = res["diff"] - z * res["se"], res["diff"] + z * res["se"]
+            rows.append({"model": m, "reference": CLINICAL, "cohort": cohort, "scope": scope, "n_patients": len(y),
+                         "n_pos": int(y.sum()), "auc": res["auc_a"], "auc_reference": res["auc_b"],
+                         "diff": res["diff"], "diff_low": lo, "diff_high": hi, "p": res["p"]})  # fmt: skip
+    return pd.DataFrame(rows, columns=INCREMENTAL_COLUMNS)
+
+
+def incremental_verdicts(table: pd.DataFrame, alpha: float = 0.05, level: float = 0.95) -> list[str]:
+    """One sentence per image model: did its combined model add discrimination beyond the clinical model?"""
+    out = []
+    for image in IMAGE_MODELS:
+        combined = COMBINED[image]
+        parts = []
+        for cohort in ("external", "test"):
+            r = table[(table["model"] == combined) & (table["cohort"] == cohort)]
+            if r.empty or not np.isfinite(r["diff"].iloc[0]):
+                continue
+            r = r.iloc[0]
+            verdict = "added discrimination" if r["p"] < alpha and r["diff"] > 0 else "did not add detectable discrimination"
+            parts.append(f"{verdict} on the {'external' if cohort == 'external' else 'internal test'} cohort "
+                         f"(AUC {r['auc']:.2f} vs {r['auc_reference']:.2f}, difference {r['diff']:+.2f}, "
+                         f"DeLong {100 * level:.0f} % CI {r['diff_low']:+.2f} to {r['diff_high']:+.2f}, p = {r['p']:.3f})")
+        if parts:
+            out.append(f"{MODEL_LABELS[image]} images beyond the clinical model: " + "; ".join(parts) + ".")
+    return out
 
 
 def roc_table(patients: dict[str, pd.DataFrame], final_models: dict[str, dict], n_boot: int, level: float,
@@ -173,6 +418,17 @@ def _write_csv(df: pd.DataFrame, path: Path) -> None:
     df.to_csv(path, index=False)
 
 
+def operating_points_table(ops: dict[str, dict]) -> pd.DataFrame:
+    """operating_points.csv: one row per model (the dict-valued per-fold entries flattened to columns)."""
+    rows = []
+    for model, o in ops.items():
+        row = {"model": model, **{k: v for k, v in o.items() if not isinstance(v, dict)}}
+        for key in ("fold_val_auc", "fold_cutoffs", "fold_mean_val_prob"):
+            row.update({f"{key}_{f}": v for f, v in o[key].items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def evaluate_study(
     predictions: dict[str, str | Path],
     index_path: str | Path,
@@ -183,9 +439,12 @@ def evaluate_study(
     selected_features: dict[str, tuple[str | Path, str | Path | None]] | None = None,
     fusion_classifiers: str | Path | None = None,
     fusion_choice: str | Path | None = None,
+    statuses: dict[str, str | Path] | None = None,
 ) -> dict[str, Path]:
     """Run the whole evaluation and write its files; returns {name: path} of what was written.
 
+    `predictions` maps model names (cinescar.models) to predictions.parquet files; `statuses` the baseline
+    models to their status.json (the sentence shown when a model is not available on this cohort).
     `selected_features` maps "radiomics"/"fusion" to (selected_features.csv, choice JSON holding "k").
     `fusion_classifiers` (results/fusion/classifiers.csv) and `fusion_choice` (choice.json) are copied into
     `table_s1.csv` and summary.json, so every number of the report sits under `out_dir`.
@@ -193,10 +452,7 @@ def evaluate_study(
     from cinescar.cohort.contract import read_manifest
     from cinescar.preprocessing.splits import load_splits
 
-    scr = cfg.get("screening", {})
     ev = cfg.get("evaluation", {})
-    target = float(scr.get("target_sensitivity", 0.90))
-    optimistic = bool(scr.get("cutoff_on_test", False))
     level = float(ev.get("ci_level", 0.95))
     alpha = float(ev.get("alpha", 0.05))
     out = Path(out_dir)
@@ -204,21 +460,9 @@ def evaluate_study(
 
     index = pd.read_parquet(index_path)
     splits = load_splits(splits_path)
-    patients: dict[str, pd.DataFrame] = {}
-    not_predicted: dict[str, int] = {}
-    metric_frames = []
-    for model, path in predictions.items():
-        pred = pd.read_parquet(path)
-        pred["image_id"] = pred["image_id"].astype(str)
-        pred["patient_id"] = pred["patient_id"].astype(str)
-        pred["fold"] = pred["fold"].astype(int)
-        patients_m = patient_probabilities(pred, source=path)
-        not_predicted[model] = check_coverage(pred, index, splits, model, path)
-        patients[model] = patients_m
-        metric_frames.append(screening_table(patients_m, target, optimistic, level).assign(model=model))
-    metrics = pd.concat(metric_frames, ignore_index=True)
-    metrics = metrics[["model", *[c for c in metrics.columns if c != "model"]]]
-    final = choose_final_models(metrics)
+    study = build_study(predictions, index, splits, cfg, statuses)
+    patients, metrics, final = study.patients, study.metrics, study.final
+    per_fold = metrics[metrics["fold"] >= 0]
 
     files: dict[str, Path] = {}
 
@@ -229,11 +473,20 @@ def evaluate_study(
     _csv("patients", pd.concat([p.assign(model=m) for m, p in patients.items()], ignore_index=True)[
         ["model", "fold", "split", "patient_id", "lge", "prob", "n_images"]])
     _csv("metrics", metrics)
+    _csv("operating_points", operating_points_table(study.operating_points))
+    files["operating_points_json"] = out / "operating_points.json"
+    files["operating_points_json"].write_text(json.dumps(study.operating_points, indent=2, default=float))
     files["final_models"] = out / "final_models.json"
     files["final_models"].write_text(json.dumps(final, indent=2))
+    _csv("final_patients", pd.concat(
+        [p[p["fold"] == final[m]["fold"]].assign(model=m, rule=final[m]["rule"]) for m, p in patients.items()],
+        ignore_index=True)[["model", "rule", "fold", "split", "patient_id", "lge", "prob"]])  # fmt: skip
     _csv("delong", delong_table(patients, final))
+    incremental = incremental_table(patients, final, level)
+    _csv("incremental", incremental)
     _csv("roc", roc_table(patients, final, int(ev.get("n_bootstrap", 1000)), level, int(cfg.get("seed", 0))))
 
+    manifest = None
     if manifest_path is not None and Path(manifest_path).exists():
         manifest = read_manifest(Path(manifest_path).parent)
         table1, table2 = study_cohort_tables(manifest, splits, alpha)
@@ -242,11 +495,14 @@ def evaluate_study(
         table1 = table2 = pd.DataFrame()
     _csv("table1", table1)
     _csv("table2", table2)
-    _csv("table3", reproducibility_table(metrics, "test"))
+    _csv("table3", reproducibility_table(per_fold, "test"))
     _csv("table4", final_model_table(metrics, final, "external"))
-    _csv("table4_folds", reproducibility_table(metrics, "external"))
+    _csv("table4_folds", reproducibility_table(per_fold, "external"))
     final_metrics = pd.concat([final_model_table(metrics, final, c).assign(cohort=c) for c in ("test", "external")],
                               ignore_index=True)
+    if not final_metrics.empty:
+        final_metrics = final_metrics.assign(rule=final_metrics["model"].map(lambda m: final[m]["rule"]),
+                                             optimistic=final_metrics["model"].map(lambda m: final[m]["optimistic"]))
     _csv("final_metrics", final_metrics)
     for name, key in (("table_s2", "radiomics"), ("table_s3", "fusion")):
         csv_path, choice_path = (selected_features or {}).get(key, (None, None))
@@ -262,12 +518,26 @@ def evaluate_study(
         _csv("table_s1", pd.DataFrame(columns=["classifier", "k", "mean", "sd", "chosen"]))
     choice = json.loads(Path(fusion_choice).read_text()) if fusion_choice and Path(fusion_choice).exists() else None
 
+    # --- evidence (issue 12b): intervals, calibration, utility, subgroups, external cohorts; adds files only
+    from cinescar.evaluation.evidence import evidence_tables
+
+    files.update(evidence_tables(patients, metrics, final, manifest, index, cfg, out))
+    # --- end of evidence (issue 12b)
+
     summary = {
         "fusion_choice": choice,
-        "target_sensitivity": target,
-        "cutoff_on_test": optimistic,
+        "target_sensitivity": float(cfg.get("screening", {}).get("target_sensitivity", 0.90)),
+        "cutoff_on_test": bool(cfg.get("screening", {}).get("cutoff_on_test", False)),
+        "default_operating_point": study.default_operating_point,
+        "final_model_rule": study.final_rule,
+        "final_model_rule_label": FINAL_RULE_LABELS[study.final_rule],
         "final_models": final,
-        "images_not_predicted": not_predicted,
+        "models": list(patients),
+        "model_notes": study.notes,
+        "models_not_available": study.not_available,
+        "images_not_predicted": study.not_predicted,
+        "pooling_cost": {m: o["pooling_cost"] for m, o in study.operating_points.items()},
+        "incremental": incremental_verdicts(incremental, alpha, level),
         "final_metrics": final_metrics.to_dict("records"),
     }
     files["summary"] = out / "summary.json"
@@ -277,21 +547,24 @@ def evaluate_study(
 
 
 def log_to_mlflow(cfg: dict, metrics: pd.DataFrame, final: dict, files: dict[str, Path]) -> None:
-    """Every metric row as an MLflow metric `{model}.fold{f}.{cohort}.{op}.{metric}`; files as artifacts."""
+    """Every metric row as an MLflow metric `{model}.fold{f}.{cohort}.{op}.{metric}` (`{model}.final...` for
+    the mean final model); files as artifacts."""
     from cinescar import tracking
 
     flat: dict[str, float] = {}
     for r in metrics.itertuples(index=False):
+        where = "final" if int(r.fold) == FINAL_FOLD else f"fold{r.fold}"
         for col in ("cutoff", "sensitivity", "specificity", "ppv", "npv", "accuracy", "auc", "auc_ci_low",
                     "auc_ci_high", "spared_scar_free", "spared_all"):
             v = getattr(r, col)
             if v is not None and np.isfinite(v):
-                flat[f"{r.model}.fold{r.fold}.{r.cohort}.{r.operating_point}.{col}"] = float(v)
+                flat[f"{r.model}.{where}.{r.cohort}.{r.operating_point}.{col}"] = float(v)
     for model, info in final.items():
         flat[f"final.{model}.fold"] = info["fold"]
-        flat[f"final.{model}.test_auc"] = info["test_auc"]
-        if info["external_auc"] is not None:
-            flat[f"final.{model}.external_auc"] = info["external_auc"]
+        flat[f"final.{model}.cutoff"] = info["cutoff"]
+        for cohort in ("test", "external"):
+            if info.get(f"{cohort}_auc") is not None:
+                flat[f"final.{model}.{cohort}_auc"] = info[f"{cohort}_auc"]
     with tracking.start_run(cfg, "evaluation", tags={"stage": "evaluation"}) as run:
         run.log_params({f"screening.{k}": v for k, v in cfg.get("screening", {}).items()}
                        | {f"evaluation.{k}": v for k, v in cfg.get("evaluation", {}).items()})  # fmt: skip
