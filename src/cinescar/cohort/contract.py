@@ -29,6 +29,33 @@ COHORTS = ("internal", "external")
 PATIENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
+# --- cohort roles, several external cohorts (issue 12) ------------------------------------------------
+# `cohort` is `internal`, `external`, or `external:<name>` (e.g. `external:Rome`) when a study has several
+# external cohorts. Every place that asks "is this patient external?" goes through `cohort_role`; the
+# evaluation reports each external cohort on its own under `external_name`.
+EXTERNAL_PREFIX = "external:"
+EXTERNAL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]*$")
+
+
+def cohort_role(value: object) -> str | None:
+    """'internal' or 'external' for a manifest `cohort` value; None when it is neither (a validation error)."""
+    v = str(value).strip()
+    if v in COHORTS:
+        return v
+    if v.startswith(EXTERNAL_PREFIX) and EXTERNAL_NAME_PATTERN.match(v[len(EXTERNAL_PREFIX):].strip()):
+        return "external"
+    return None
+
+
+def external_name(value: object) -> str | None:
+    """Name of an external cohort: 'Rome' for `external:Rome`, 'external' for plain `external`; None if internal."""
+    if cohort_role(value) != "external":
+        return None
+    v = str(value).strip()
+    return v[len(EXTERNAL_PREFIX):].strip() if v.startswith(EXTERNAL_PREFIX) else "external"
+# --- end of cohort roles --------------------------------------------------------------------------------
+
+
 def slugify(name: str) -> str:
     """A file-system and wildcard-safe name for a centre ("Centre A" -> "centre-a")."""
     slug = re.sub(r"[^a-z0-9]+", "-", str(name).lower()).strip("-")

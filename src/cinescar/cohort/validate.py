@@ -17,7 +17,7 @@ import pandas as pd
 import SimpleITK as sitk
 
 from cinescar.cohort.contract import (CLINICAL_NUMERIC, COHORTS, FILE_COLUMNS, MANIFEST, PATIENT_ID_PATTERN,
-                                      PHASES, REQUIRED_COLUMNS, as_stack, parse_scar_slices, read_manifest,
+                                      PHASES, REQUIRED_COLUMNS, as_stack, cohort_role, parse_scar_slices, read_manifest,
                                       read_volume, resolve, slugify)
 from cinescar.errors import CinescarError, CohortError
 
@@ -57,7 +57,7 @@ CHECKS = [
     "manifest.csv exists and has the required columns",
     "patient_id present, pseudonymous pattern [A-Za-z0-9_-]+, unique",
     "no patient in both the internal and the external cohort",
-    "cohort in {internal, external}; lge in {0, 1}; center and vendor present",
+    "cohort in {internal, external, external:<name>}; lge in {0, 1}; center and vendor present",
     "every image and mask file exists and is readable by SimpleITK",
     "mask geometry (size, spacing, origin, direction) equals its image's",
     "mask values are binary {0, 1} and the myocardium is not empty",
@@ -83,7 +83,7 @@ def _check_rows(df: pd.DataFrame, manifest: Path, problems: list[CohortError]) -
                                         pid, manifest))
     for pid, group in df.groupby(ids):
         if pid and len(group) > 1:
-            cohorts = set(group["cohort"].astype(str))
+            cohorts = {cohort_role(c) for c in group["cohort"]}  # issue 12: external:<name> is external
             if {"internal", "external"} <= cohorts:
                 problems.append(CohortError("patient is in both the internal and the external cohort",
                                             pid, manifest))
@@ -91,8 +91,9 @@ def _check_rows(df: pd.DataFrame, manifest: Path, problems: list[CohortError]) -
                 problems.append(CohortError(f"duplicate patient_id ({len(group)} rows)", pid, manifest))
     for _, r in df.iterrows():
         pid = str(r["patient_id"])
-        if str(r["cohort"]) not in COHORTS:
-            problems.append(CohortError(f"cohort {r['cohort']!r} is not one of {COHORTS}", pid, manifest))
+        if cohort_role(r["cohort"]) is None:  # issue 12: also external:<name>
+            problems.append(CohortError(f"cohort {r['cohort']!r} is not one of {COHORTS} or external:<name>",
+                                        pid, manifest))
         lge = r["lge"]
         try:
             ok = float(lge) in (0.0, 1.0)
@@ -201,8 +202,9 @@ def validate_cohort(cohort_dir: str | Path, check_images: bool = True) -> Valida
     if problems:
         raise CohortValidationError(problems, cohort_dir)
     report.n_patients = len(df)
-    report.n_internal = int((df["cohort"] == "internal").sum())
-    report.n_external = int((df["cohort"] == "external").sum())
+    roles = df["cohort"].map(cohort_role)  # issue 12: external:<name> counts as external
+    report.n_internal = int((roles == "internal").sum())
+    report.n_external = int((roles == "external").sum())
     report.n_lge_positive = int(df["lge"].astype(float).sum())
     report.centers = sorted(df["center"].astype(str).unique())
     report.center_slugs = sorted({slugify(c) for c in report.centers})
