@@ -100,10 +100,18 @@ def _file_b64(path: Path) -> str:
 
 
 def gradcam_examples(gradcam_dir: str | Path | None, n: int, prefer_fold: int | None = None) -> list[Path]:
-    """Up to n Grad-CAM PNGs, those of the final DL model's fold first, then the other folds, sorted by name."""
+    """Up to n Grad-CAM PNGs, those of the final DL model's fold first, then the other folds, sorted by name.
+
+    Only the PNGs a training job declared in its fold's `done.json` are shown: a PNG left over from an earlier
+    run (other test patients, another model) is not this run's evidence.
+    """
     if not gradcam_dir or n <= 0 or not Path(gradcam_dir).is_dir():
         return []
-    files = sorted(Path(gradcam_dir).rglob("*.png"))
+    files = []
+    for done in sorted(Path(gradcam_dir).glob("fold*/done.json")):
+        declared = json.loads(done.read_text(encoding="utf-8")).get("images", [])
+        files += [done.parent / name for name in declared if (done.parent / name).is_file()]
+    files = sorted(files)
     if prefer_fold is not None:
         first = [f for f in files if f"fold{prefer_fold}" in f.parts]
         files = first + [f for f in files if f not in first]
@@ -269,7 +277,9 @@ def build_report(
 
     # --- provenance
     parts.append("<h2>Provenance</h2><h3>Configuration</h3>")
-    parts.append(f"<pre>{html.escape(yaml.safe_dump(cfg, sort_keys=False, default_flow_style=False))}</pre>")
+    from cinescar.tracking import public  # the report is an MLflow artifact: no credentials, no absolute paths
+
+    parts.append(f"<pre>{html.escape(yaml.safe_dump(public(cfg), sort_keys=False, default_flow_style=False))}</pre>")
     parts.append("<h3>Package versions</h3>")
     versions = package_versions()
     parts.append(_table(pd.DataFrame({"package": list(versions), "version": list(versions.values())})))
