@@ -68,7 +68,8 @@ def child(args: argparse.Namespace) -> None:
         gc2 = screen_exam(bundle, exam, gradcam_dir=tmp, gradcam_images=args.gradcam_images)
     # the worst case: every feature of the parameter file (as under failure_policy: exclude)
     from cinescar.preprocessing.store import preprocess_exam
-    from cinescar.screening.screen import radiomics_features, restricted_extractor
+    from cinescar.radiomics.restricted import restricted_extractor
+    from cinescar.screening.screen import radiomics_features
 
     images, masks, rows = preprocess_exam(exam.patient_id, exam.files, bundle.preprocess_settings)
     full = restricted_extractor(bundle.radiomics_params, None)

@@ -8,6 +8,7 @@ key's meaning and default are written down.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -72,6 +73,33 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     if overrides:
         _deep_update(cfg, copy.deepcopy(overrides))
     return validate_config(cfg)
+
+
+@functools.lru_cache(maxsize=4)
+def _schema(schema_path: Path) -> dict:
+    return yaml.safe_load(Path(schema_path).read_text())
+
+
+def _defaults(node: dict) -> dict:
+    out = {}
+    for key, prop in node.get("properties", {}).items():
+        if "properties" in prop:
+            out[key] = {**copy.deepcopy(prop.get("default", {})), **_defaults(prop)}
+        elif "default" in prop:
+            out[key] = copy.deepcopy(prop["default"])
+    return out
+
+
+def schema_defaults(*section: str, schema_path: str | Path = SCHEMA) -> dict:
+    """The schema's defaults for one config section (e.g. `schema_defaults("bundle")`), nested keys included.
+
+    For code that receives a config that was not validated (a test's hand-made dict, an old bundle's
+    metadata): the default then still comes from the schema, the one place it is written down.
+    """
+    node = _schema(Path(schema_path))
+    for key in section:
+        node = node["properties"][key]
+    return _defaults(node)
 
 
 def config_hash(cfg: dict[str, Any]) -> str:

@@ -1,5 +1,5 @@
 from cinescar.logs import setup_logging
-from cinescar.screening.bundle import build_bundle_from_workflow
+from cinescar.screening.publish import build_bundle_from_workflow
 
 setup_logging(snakemake.log[0])
 inp = snakemake.input

@@ -15,14 +15,14 @@ import pandas as pd
 
 from cinescar.cohort.contract import PHASES, as_stack, parse_scar_slices, read_manifest, read_volume, resolve, slugify
 from cinescar.errors import CohortError
+from cinescar.preprocessing.fingerprint import FINGERPRINT_COLUMNS, stack_fingerprint
 from cinescar.preprocessing.images import PreprocessSettings, crop_center, preprocess_stack
 from cinescar.preprocessing.selection import development_selection
 
 log = logging.getLogger(__name__)
 DEFAULT_ROOT = Path("results/preprocess")
 INDEX_COLUMNS = ["image_id", "patient_id", "center", "center_slug", "vendor", "cohort", "lge", "phase", "slice",
-                 "n_slices", "scar_slice", "dev_selected", "row", "spacing_x", "spacing_y", "orig_rows",
-                 "orig_cols"]
+                 "n_slices", "scar_slice", "dev_selected", "row", *FINGERPRINT_COLUMNS]
 
 __all__ = ["preprocess_center", "gather_index", "load_index", "load_arrays", "crop_center", "image_id"]
 
@@ -32,14 +32,18 @@ def image_id(patient_id: str, phase: str, slice_index: int) -> str:
 
 
 def preprocess_exam(pid: str, files: dict[str, Path], settings: PreprocessSettings,
-                    scar_slices: list[int] | None = None, meta: dict | None = None
+                    scar_slices: list[int] | None = None, meta: dict | None = None, volumes: dict | None = None
                     ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
-    """Preprocess one patient's ED and ES stacks; returns images, masks and index rows (no `row`)."""
+    """Preprocess one patient's ED and ES stacks; returns images, masks and index rows (no `row`).
+
+    Each row carries its stack's raw fingerprint (`FINGERPRINT_COLUMNS`), measured here while the image is
+    in memory. `volumes` is `read_volume`'s cache: files already read (by the exam checks) are not re-read.
+    """
     meta = dict(meta or {})
     images, masks, rows = [], [], []
     for phase, (img_col, mask_col) in PHASES.items():
-        img = read_volume(files[img_col], pid)
-        msk = read_volume(files[mask_col], pid)
+        img = read_volume(files[img_col], pid, volumes)
+        msk = read_volume(files[mask_col], pid, volumes)
         arr, spacing = as_stack(img)
         marr, _ = as_stack(msk)
         if arr.shape != marr.shape:
@@ -54,12 +58,11 @@ def preprocess_exam(pid: str, files: dict[str, Path], settings: PreprocessSettin
                      arr.shape[0])
         images.append(ims)
         masks.append(mks)
+        fingerprint = stack_fingerprint(arr, spacing)
         for z in kept:
             rows.append({**meta, "image_id": image_id(pid, phase, z), "patient_id": pid, "phase": phase,
                          "slice": z, "n_slices": arr.shape[0],
-                         "scar_slice": (z in scar_slices) if scar_slices is not None else pd.NA,
-                         "spacing_x": spacing[0], "spacing_y": spacing[1], "orig_rows": arr.shape[1],
-                         "orig_cols": arr.shape[2]})
+                         "scar_slice": (z in scar_slices) if scar_slices is not None else pd.NA, **fingerprint})
     return np.concatenate(images), np.concatenate(masks), pd.DataFrame(rows)
 
 

@@ -56,18 +56,21 @@ RADIOMICS_MODEL = "radiomics/model.joblib"
 FUSION_MODEL = "fusion/model.joblib"
 MODELS = ("radiomics", "dl", "fusion")
 MODEL_LABELS = {"radiomics": "Radiomics", "dl": "DL", "fusion": "DL-Radiomics"}
-DEFAULTS: dict[str, Any] = {
-    "register_model": True,
-    "model_name": "cinescar-scar-screening",
-    "gradcam_images": 3,
-    "ood_tolerance": 0.1,
-}
-"""Defaults of the `bundle` config section (config/schema.yaml)."""
+
+
+def _section(cfg: dict, *keys: str) -> dict[str, Any]:
+    """A config section with the schema's defaults filled (for a config that was not validated)."""
+    from cinescar.config import schema_defaults
+
+    given: Any = cfg
+    for key in keys:
+        given = (given or {}).get(key)
+    return {**schema_defaults(*keys), **(given or {})}
 
 
 def bundle_settings(cfg: dict) -> dict[str, Any]:
-    """The `bundle` config section with its defaults filled (works before the lead merges the schema)."""
-    return {**DEFAULTS, **(cfg.get("bundle") or {})}
+    """The `bundle` config section with the schema's defaults filled."""
+    return _section(cfg, "bundle")
 
 
 def sha256_file(path: str | Path) -> str:
@@ -129,30 +132,15 @@ def operating_points(final_models: str | Path, metrics: str | Path) -> dict[str,
     return out
 
 
-def intensity_percentiles(volume: np.ndarray) -> tuple[float, float]:
-    """1st and 99th percentile of a raw image volume's finite intensities.
-
-    The statistic of the out-of-distribution check: robust to a few hot pixels, and it exposes an exam
-    stored on another scale (e.g. intensities in [0, 1] where training images held scanner units).
-    """
-    values = np.asarray(volume, dtype=np.float64)
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return float("nan"), float("nan")
-    lo, hi = np.percentile(values, [1.0, 99.0])
-    return float(lo), float(hi)
-
-
-def training_ranges(index_path: str | Path, splits_path: str | Path, manifest_path: str | Path,
-                    folds: list[int]) -> dict[str, Any]:  # fmt: skip
+def training_ranges(index_path: str | Path, splits_path: str | Path, folds: list[int]) -> dict[str, Any]:
     """Acquisition ranges of the images that trained the final models (union of the chosen folds' train).
 
-    Pixel spacing and matrix size come from the image index (`spacing_x/y`, `orig_rows/cols`); raw intensity
-    percentiles are not in the index, so they are read from the training patients' image files.
+    Pixel spacing, matrix size and raw intensity percentiles are the preprocessing index's fingerprint
+    columns (measured once while preprocessing): no raw image is opened again here.
     """
     import pandas as pd
 
-    from cinescar.cohort.contract import PHASES, as_stack, read_manifest, read_volume, resolve
+    from cinescar.preprocessing.fingerprint import FINGERPRINT_COLUMNS
     from cinescar.preprocessing.splits import load_splits
 
     splits = load_splits(splits_path)
@@ -161,19 +149,15 @@ def training_ranges(index_path: str | Path, splits_path: str | Path, manifest_pa
         if int(f["fold"]) in folds:
             train |= {str(p) for p in f["train"]}
     index = pd.read_parquet(index_path)
+    missing = [c for c in FINGERPRINT_COLUMNS if c not in index.columns]
+    if missing:
+        raise CinescarError(f"{index_path} lacks the fingerprint column(s) {missing}: it was written by an older "
+                            "cinescar; rerun preprocessing (snakemake --forcerun preprocess_center)")
     rows = index[index["patient_id"].astype(str).isin(train)]
     if rows.empty:
         raise CinescarError(f"no image of the training patients of folds {folds} in {index_path}")
     spacing = pd.concat([rows["spacing_x"], rows["spacing_y"]]).astype(float)
-    cohort_dir = Path(manifest_path).parent
-    manifest = read_manifest(cohort_dir)
-    p01, p99 = [], []
-    for _, r in manifest[manifest["patient_id"].astype(str).isin(train)].iterrows():
-        for img_col, _mask_col in PHASES.values():
-            arr, _ = as_stack(read_volume(resolve(cohort_dir, r[img_col]), str(r["patient_id"])))
-            lo, hi = intensity_percentiles(arr)
-            p01.append(lo)
-            p99.append(hi)
+    stacks = rows.drop_duplicates(["patient_id", "phase"])  # the percentiles are per phase stack
     return {
         "source": f"training patients of folds {sorted(folds)}",
         "n_patients": len(train),
@@ -181,22 +165,19 @@ def training_ranges(index_path: str | Path, splits_path: str | Path, manifest_pa
         "spacing_mm": [float(spacing.min()), float(spacing.max())],
         "rows": [int(rows["orig_rows"].min()), int(rows["orig_rows"].max())],
         "cols": [int(rows["orig_cols"].min()), int(rows["orig_cols"].max())],
-        "intensity_p01": [float(np.nanmin(p01)), float(np.nanmax(p01))],
-        "intensity_p99": [float(np.nanmin(p99)), float(np.nanmax(p99))],
+        "intensity_p01": [float(np.nanmin(stacks["intensity_p01"])), float(np.nanmax(stacks["intensity_p01"]))],
+        "intensity_p99": [float(np.nanmin(stacks["intensity_p99"])), float(np.nanmax(stacks["intensity_p99"]))],
     }
 
 
 def _copy_cnn(ckpt: Path, hparams: Path, dest: Path, fold: int) -> dict[str, str]:
     """Copy one fold's CNN; check that it loads as plain weights (weights_only) into its network first."""
-    import torch
-
-    from cinescar.dl.network import build_network
+    from cinescar.dl.inference import load_model
 
     hp = json.loads(Path(hparams).read_text(encoding="utf-8"))
     if "network" not in hp:
         raise CinescarError(f"{hparams} has no 'network' hyper-parameters")
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    build_network(hp["network"]).load_state_dict(state)
+    load_model(ckpt, hparams)
     (dest / "cnn").mkdir(parents=True, exist_ok=True)
     weights, params = f"cnn/fold{fold}.pt", f"cnn/fold{fold}.json"
     shutil.copyfile(ckpt, dest / weights)
@@ -268,6 +249,7 @@ def build_bundle(
     shutil.copyfile(radiomics_params, tmp / RADIOMICS_PARAMS)
 
     settings = bundle_settings(cfg)
+    gradcam = _section(cfg, "dl", "gradcam")
     models = {
         "radiomics": {**points["radiomics"], "file": RADIOMICS_MODEL, "k": int(rad.k),
                       "selected_features": list(rad.selected), "failure_policy": rad.failure_policy},
@@ -281,18 +263,17 @@ def build_bundle(
         "models": models,
         "cnn": cnns,
         "screening": {
-            "target_sensitivity": float(cfg.get("screening", {}).get("target_sensitivity", 0.9)),
+            "target_sensitivity": float(_section(cfg, "screening")["target_sensitivity"]),
             "patient_probability": "maximum over the exam's images",
             "positive": "patient probability >= cut-off (ties are positive)",
             "cutoff": "highest threshold whose sensitivity on the fold's validation patients reaches the target",
         },
         "preprocessing": dict(cfg.get("preprocessing", {})),
         "radiomics_params": RADIOMICS_PARAMS,
-        "training_ranges": training_ranges(index, splits, manifest, sorted(set(folds.values()))),
+        "training_ranges": training_ranges(index, splits, sorted(set(folds.values()))),
         "ood_tolerance": float(settings["ood_tolerance"]),
-        "gradcam": {"n_images": int(settings["gradcam_images"]),
-                    "layer": cfg.get("dl", {}).get("gradcam", {}).get("layer", "blocks.2.conv"),
-                    "alpha": float(cfg.get("dl", {}).get("gradcam", {}).get("alpha", 0.4))},
+        "gradcam": {"n_images": int(settings["gradcam_images"]), "layer": str(gradcam["layer"]),
+                    "alpha": float(gradcam["alpha"])},
         "training_cohort": {"name": cfg.get("cohort", {}).get("name"), "manifest_sha256": sha256_file(manifest)},
         "config": cfg,
         "config_hash": config_hash(cfg),
@@ -308,21 +289,6 @@ def build_bundle(
              out_dir, folds["radiomics"], folds["dl"], folds["fusion"], len(files),
              sha256_file(out_dir / BUNDLE_JSON))
     return out_dir / BUNDLE_JSON
-
-
-def build_bundle_from_workflow(out_json: str | Path, cfg: dict, **inputs: Any) -> Path:
-    """The `bundle` rule: build the bundle next to `out_json`, then register it in MLflow (never fatal)."""
-    out_json = Path(out_json)
-    if out_json.name != BUNDLE_JSON:
-        raise CinescarError(f"the bundle's output must be a {BUNDLE_JSON}, got {out_json}")
-    path = build_bundle(out_json.parent, cfg=cfg, **inputs)
-    if bundle_settings(cfg)["register_model"]:
-        from cinescar.screening.pyfunc import register_bundle
-
-        register_bundle(out_json.parent, cfg)
-    else:
-        log.info("bundle.register_model is false: the bundle is not registered in MLflow")
-    return path
 
 
 # ---------------------------------------------------------------------------------------------- loading
@@ -426,7 +392,7 @@ class Bundle:
     def extractor(self):
         """A pyradiomics extractor built once from the bundle's parameter file, restricted to needed features."""
         if self._extractor is None:
-            from cinescar.screening.screen import restricted_extractor
+            from cinescar.radiomics.restricted import restricted_extractor
 
             self._extractor = restricted_extractor(self.radiomics_params, self.radiomics_features_needed())
         return self._extractor
@@ -453,9 +419,7 @@ def _load_pickle(path: Path) -> Any:
 
 def load_bundle(path: str | Path, expected_digest: str | None = None) -> Bundle:
     """Verify (format, every hash), then load: JSON first, CNN weights with weights_only, pickles last."""
-    import torch
-
-    from cinescar.dl.network import build_network
+    from cinescar.dl.inference import load_model
 
     listing, digest = verify_bundle(path, expected_digest)
     root = Path(path)
@@ -476,10 +440,7 @@ def load_bundle(path: str | Path, expected_digest: str | None = None) -> Bundle:
                     root, theirs, version("scikit-learn"))
     cnns = {}
     for fold, entry in meta["cnn"].items():
-        hp = json.loads((root / entry["hparams"]).read_text(encoding="utf-8"))
-        net = build_network(hp["network"])
-        net.load_state_dict(torch.load(root / entry["weights"], map_location="cpu", weights_only=True))
-        cnns[int(fold)] = net.eval()
+        cnns[int(fold)] = load_model(root / entry["weights"], root / entry["hparams"])
     radiomics = _load_pickle(root / meta["models"]["radiomics"]["file"])
     fusion = _load_pickle(root / meta["models"]["fusion"]["file"])
     return Bundle(root=root, listing=listing, digest=digest, meta=meta, radiomics=radiomics, fusion=fusion, cnns=cnns)

@@ -1,21 +1,21 @@
-"""The model bundle as an MLflow `pyfunc` model, registered in the model registry.
+"""The model bundle as an MLflow `pyfunc` model: saving it and registering it in the model registry.
 
-`ScreeningModel` is a `mlflow.pyfunc.PythonModel` whose only artifact is the bundle folder: MLflow copies the
-folder into the logged model, `load_context` loads it with `load_bundle` (hashes checked before anything is
-unpickled) and `predict` screens one exam per input row. So `mlflow.pyfunc.load_model("models:/cinescar-
-scar-screening/1").predict(df)` gives exactly what `cinescar screen` gives, for any consumer of the registry.
+The model itself is `cinescar.screening.pyfunc_model.ScreeningModel`, logged "from code" (MLflow's
+recommended way): MLflow stores that small file and runs it when it loads the model, so loading runs only
+the serving code, never this registration code. Its only artifact is the bundle folder: `load_context`
+loads it with `load_bundle` (hashes checked before anything is unpickled) and `predict` screens one exam
+per input row. So `mlflow.pyfunc.load_model("models:/cinescar-scar-screening@champion").predict(df)` gives
+exactly what `cinescar screen` gives, for any consumer of the registry.
 
-Input (signature): a DataFrame with columns `patient_id, ed_image, ed_mask, es_image, es_mask` (paths, as in
-a cohort manifest; relative paths are relative to the working directory). Output: one row per exam with
-`{model}_probability` and `{model}_decision` for radiomics, dl and fusion, the number of images and the
-warnings (out of distribution, failed radiomics), `; `-joined.
+Input (signature, input example): a DataFrame with columns `patient_id, ed_image, ed_mask, es_image,
+es_mask` (paths, as in a cohort manifest; relative paths are relative to the working directory). Output:
+one row per exam with `{model}_probability` and `{model}_decision` for radiomics, dl and fusion, the number
+of images and the warnings (out of distribution, failed radiomics), `; `-joined.
 
 Registration needs a database-backed tracking store (the default SQLite URI is one); when MLflow is
 disabled, unreachable or file-based, `register_bundle` logs a warning and returns None -- never an error,
-so the workflow's `bundle` rule cannot fail because of MLflow. cinescar must be importable where the model
-is loaded. The model is logged "from code" (MLflow's recommended way): MLflow stores this file and runs it
-at load time (it ends with `mlflow.models.set_model`), so the pyfunc layer itself holds no pickle; the
-bundle's scikit-learn parts still are pickles, loaded only after their hashes check out.
+so the workflow's `bundle` rule cannot fail because of MLflow. The new version gets the alias
+`bundle.model_alias`. cinescar must be importable where the model is loaded.
 """
 
 from __future__ import annotations
@@ -26,24 +26,20 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-import mlflow.models
 import mlflow.pyfunc
 import pandas as pd
 
-from cinescar.cohort.contract import FILE_COLUMNS
 from cinescar.screening.bundle import MODELS, bundle_settings
+from cinescar.screening.pyfunc_model import ARTIFACT
+from cinescar.screening.screen import EXAM_NAMES, INPUT_COLUMNS, OUTPUT_COLUMNS
 from cinescar.versions import package_versions
 
 log = logging.getLogger(__name__)
 
-ARTIFACT = "bundle"
-CODE = str(Path(__file__).resolve())
-"""This file: the model is logged from code (see the module docstring)."""
-INPUT_COLUMNS = ["patient_id", *FILE_COLUMNS]
-OUTPUT_COLUMNS = ["patient_id", "n_images", *[f"{m}_{what}" for m in MODELS for what in ("probability", "decision")],
-                  "warnings"]  # fmt: skip
+CODE = str(Path(__file__).with_name("pyfunc_model.py"))
+"""The models-from-code file MLflow stores and runs at load time."""
+__all__ = ["OUTPUT_COLUMNS", "input_example", "register_bundle", "save_pyfunc", "signature", "using_tracking_uri"]
 
 
 def signature():
@@ -58,33 +54,12 @@ def signature():
     return ModelSignature(inputs=Schema([ColSpec("string", c) for c in INPUT_COLUMNS]), outputs=Schema(outputs))
 
 
-class ScreeningModel(mlflow.pyfunc.PythonModel):
-    """Screens exams with the bundle shipped as the model's `bundle` artifact."""
-
-    def load_context(self, context) -> None:
-        from cinescar.screening.bundle import load_bundle
-
-        self._bundle = load_bundle(context.artifacts[ARTIFACT])
-
-    def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        from cinescar.errors import CinescarError
-        from cinescar.screening.screen import Exam, screen_exam
-
-        frame = pd.DataFrame(model_input)
-        missing = [c for c in INPUT_COLUMNS if c not in frame.columns]
-        if missing:
-            raise CinescarError(f"screening input lacks column(s) {missing}; expected {INPUT_COLUMNS}")
-        rows = []
-        for rec in frame[INPUT_COLUMNS].itertuples(index=False):
-            exam = Exam(patient_id=str(rec.patient_id), files={c: Path(str(getattr(rec, c))) for c in FILE_COLUMNS})
-            result = screen_exam(self._bundle, exam)
-            row: dict[str, Any] = {"patient_id": result["patient_id"], "n_images": len(result["images"])}
-            for m in MODELS:
-                row[f"{m}_probability"] = result["models"][m]["probability"]
-                row[f"{m}_decision"] = result["models"][m]["decision"]
-            row["warnings"] = "; ".join(result["warnings"])
-            rows.append(row)
-        return pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
+def input_example() -> pd.DataFrame:
+    """One exam in the documented exam-folder layout (`exam/ED.nii.gz`, ...): it shows a consumer the input's
+    form. The paths are placeholders -- no patient's data or path goes into the registry -- so MLflow's
+    check that the example can be served is expected to fail at logging time (its warning is silenced)."""
+    row = {"patient_id": "exam", **{col: f"exam/{stem}.nii.gz" for col, stem in EXAM_NAMES.items()}}
+    return pd.DataFrame([row], columns=INPUT_COLUMNS)
 
 
 def requirements() -> list[str]:
@@ -97,19 +72,28 @@ def requirements() -> list[str]:
 
 @contextmanager
 def _quiet_logging_advice() -> Iterator[None]:
-    """MLflow's advice to add type hints and an input example: the explicit signature covers both, and an
-    input example would need an exam on disk at logging time."""
-    with warnings.catch_warnings():
-        for message in (".*type hints.*", ".*input example.*", ".*input_example.*"):
-            warnings.filterwarnings("ignore", message=message, category=UserWarning)
-        yield
+    """MLflow's advice to add type hints (the explicit signature covers them) and its warning that the
+    placeholder input example cannot be served (its files are not on disk; see `input_example`)."""
+    model_log = logging.getLogger("mlflow.models.model")
+    level = model_log.level
+    model_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            for message in (".*type hints.*", ".*input example.*", ".*input_example.*"):
+                warnings.filterwarnings("ignore", message=message, category=UserWarning)
+            # MLflow's own example writer compares DataFrame columns with a range (a pandas deprecation)
+            warnings.filterwarnings("ignore", message=".*Operation with range is deprecated.*")
+            yield
+    finally:
+        model_log.setLevel(level)
 
 
 def save_pyfunc(bundle_dir: str | Path, path: str | Path) -> Path:
     """Write the pyfunc model to a local folder (no tracking server needed); `mlflow.pyfunc.load_model(path)`."""
     with _quiet_logging_advice():
         mlflow.pyfunc.save_model(str(path), python_model=CODE, artifacts={ARTIFACT: str(bundle_dir)},
-                                 signature=signature(), pip_requirements=requirements())
+                                 signature=signature(), input_example=input_example(),
+                                 pip_requirements=requirements())
     return Path(path)
 
 
@@ -136,11 +120,14 @@ def _db_backed(uri: str) -> bool:
 
 
 def register_bundle(bundle_dir: str | Path, cfg: dict, name: str | None = None) -> dict | None:
-    """Log the bundle as a pyfunc model in a nested run (stage=bundle) and register it; None if not possible."""
+    """Log the bundle as a pyfunc model in a nested run (stage=bundle), register it and point the alias
+    `bundle.model_alias` at the new version; None if not possible."""
     from cinescar import tracking
     from cinescar.screening.bundle import BUNDLE_JSON, sha256_file
 
-    name = name or str(bundle_settings(cfg)["model_name"])
+    settings = bundle_settings(cfg)
+    name = name or str(settings["model_name"])
+    alias = str(settings["model_alias"])
     if not cfg.get("mlflow", {}).get("enabled", True):
         log.warning("MLflow is disabled (mlflow.enabled: false): the bundle is not registered")
         return None
@@ -159,16 +146,16 @@ def register_bundle(bundle_dir: str | Path, cfg: dict, name: str | None = None) 
             with using_tracking_uri(uri), mlflow.start_run(run_id=run.run_id), _quiet_logging_advice():
                 info = mlflow.pyfunc.log_model(
                     name="screening-model", python_model=CODE, artifacts={ARTIFACT: str(bundle_dir)},
-                    signature=signature(), pip_requirements=requirements(), registered_model_name=name,
-                    metadata={"bundle_sha256": digest}, await_registration_for=60)
+                    signature=signature(), input_example=input_example(), pip_requirements=requirements(),
+                    registered_model_name=name, metadata={"bundle_sha256": digest}, await_registration_for=60)
             version = getattr(info, "registered_model_version", None)
-            run.set_tags({"bundle.sha256": digest, "registered_model": name, "registered_version": version})
+            if version is not None:
+                mlflow.MlflowClient(tracking_uri=uri).set_registered_model_alias(name, alias, str(version))
+            run.set_tags({"bundle.sha256": digest, "registered_model": name, "registered_version": version,
+                          "registered_alias": alias})
     except Exception as exc:  # noqa: BLE001 - registration is a convenience; the bundle folder is the product
         log.warning("registering the bundle in MLflow (%s) failed: %s; the bundle folder is unaffected", uri, exc)
         return None
-    log.info("bundle registered in MLflow as %s version %s (%s)", name, version, info.model_uri)
-    return {"name": name, "version": version, "model_uri": info.model_uri, "tracking_uri": uri}
-
-
-# Models from code: MLflow runs this file when it logs or loads the model and takes the model set here.
-mlflow.models.set_model(ScreeningModel())
+    log.info("bundle registered in MLflow as %s version %s, alias %s (models:/%s@%s)", name, version, alias, name,
+             alias)
+    return {"name": name, "version": version, "alias": alias, "model_uri": info.model_uri, "tracking_uri": uri}

@@ -7,12 +7,16 @@ validate`), preprocessing (`preprocess_exam`), pyradiomics with the study's para
 the decision at the bundle's validation cut-off (`>=`, as in `cinescar.evaluation.screening`).
 
 Two things differ, both for speed, neither for the numbers:
-- pyradiomics computes only the image types and features the two models read (scaling and imputation are
-  column-wise, so the other features cannot change a prediction); under `failure_policy: exclude` it
-  computes everything, as the workflow does. Extracting a subset gives bit-identical values.
-- The CNN's input crop and forward pass are written out here (`cnn_inputs`, `cnn_predict`) instead of being
-  imported from `cinescar.dl.data` / `cinescar.dl.features`, because importing those modules imports
-  Lightning and MONAI (~5 s) at module level. Tests check both against the DL stage's functions.
+- pyradiomics computes only the image types and features the two models read
+  (`cinescar.radiomics.restricted`; scaling and imputation are column-wise, so the other features cannot
+  change a prediction); under `failure_policy: exclude` it computes everything, as the workflow does.
+  Extracting a subset gives bit-identical values.
+- The CNN's input crop and forward pass come from `cinescar.dl.inference`, the DL stage's own functions
+  without Lightning or MONAI (which take ~5 s to import).
+
+Each file of the exam is read once: the checks fill a read cache that preprocessing reuses, and the exam's
+statistics for the out-of-distribution check are the fingerprint preprocessing measured
+(`cinescar.preprocessing.fingerprint`).
 
 An exam far from the training data (pixel spacing, matrix size or raw intensity range beyond what trained
 the models, by more than `bundle.ood_tolerance`) still gets its numbers, but the result carries a warning.
@@ -29,9 +33,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cinescar.cohort.contract import FILE_COLUMNS, PATIENT_ID_PATTERN, PHASES, as_stack, read_volume
+from cinescar.cohort.contract import FILE_COLUMNS, PATIENT_ID_PATTERN
 from cinescar.errors import CohortError
-from cinescar.screening.bundle import MODELS, Bundle, intensity_percentiles
+from cinescar.screening.bundle import MODELS, Bundle
+from cinescar.screening_rule import called_positive, patient_probability
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,11 @@ EXAM_NAMES = {"ed_image": "ED", "ed_mask": "ED_mask", "es_image": "ES", "es_mask
 """File (or DICOM folder) name stems of an exam folder, matched case-insensitively, any extension."""
 DATA_SUFFIXES = (".raw", ".zraw", ".img")
 """Pixel-data halves of header/data pairs (ED.mhd + ED.raw): the header is the image, these are skipped."""
+INPUT_COLUMNS = ["patient_id", *FILE_COLUMNS]
+"""One exam as a table row (the MLflow model's input): the cohort manifest's patient and file columns."""
+OUTPUT_COLUMNS = ["patient_id", "n_images", *[f"{m}_{what}" for m in MODELS for what in ("probability", "decision")],
+                  "warnings"]  # fmt: skip
+"""One screening result as a table row (the MLflow model's output, `result_row`)."""
 
 
 @dataclass
@@ -98,11 +108,14 @@ def exam_from_manifest(manifest: str | Path, patient_id: str) -> Exam:
                 source=cohort_dir / "manifest.csv")
 
 
-def check(exam: Exam) -> None:
-    """The cohort validation's exam checks; every problem found is reported, naming patient and file."""
+def check(exam: Exam, volumes: dict | None = None) -> None:
+    """The cohort validation's exam checks; every problem found is reported, naming patient and file.
+
+    `volumes` is the read cache (`cinescar.cohort.contract.read_volume`) that preprocessing then reuses.
+    """
     from cinescar.cohort.validate import check_exam
 
-    problems, _ = check_exam(exam.patient_id, exam.files)
+    problems, _ = check_exam(exam.patient_id, exam.files, volumes=volumes)
     if len(problems) == 1:
         raise problems[0]
     if problems:
@@ -111,38 +124,6 @@ def check(exam: Exam) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- radiomics
-
-
-def _image_type(prefix: str, types: list[str]) -> str | None:
-    """pyradiomics image type of a feature-name prefix ('wavelet-LH' -> Wavelet, 'squareroot' -> SquareRoot)."""
-    key = prefix.replace("-", "").lower()
-    hits = [t for t in types if key.startswith(t.lower())]
-    return max(hits, key=len) if hits else None
-
-
-def restricted_extractor(params_path: str | Path, features: list[str] | None):
-    """The parameter file's extractor, limited to the image types and features in `features` (None: all)."""
-    from cinescar.radiomics.extract import make_extractor
-
-    extractor = make_extractor(params_path)
-    if features is None:
-        return extractor
-    types: dict[str, dict] = {}
-    classes: dict[str, list[str]] = {}
-    available = list(extractor.enabledImagetypes)
-    for name in features:
-        parts = name.split("_", 2)
-        image_type = _image_type(parts[0], available) if len(parts) == 3 else None
-        if image_type is None:  # a name this logic does not understand: compute everything, stay exact
-            log.info("radiomics feature %s not mapped to an image type: extracting every feature", name)
-            return extractor
-        types[image_type] = extractor.enabledImagetypes[image_type]
-        classes.setdefault(parts[1], [])
-        if parts[2] not in classes[parts[1]]:
-            classes[parts[1]].append(parts[2])
-    extractor.enabledImagetypes = types
-    extractor.enabledFeatures = classes
-    return extractor
 
 
 def radiomics_features(extractor, images: np.ndarray, masks: np.ndarray, image_ids: list[str],
@@ -220,16 +201,17 @@ def distribution_warnings(exam_stats: dict[str, dict[str, float]], ranges: dict[
     return out
 
 
-def exam_statistics(exam: Exam) -> dict[str, dict[str, float]]:
-    """Per phase: pixel spacing (both axes), matrix size and raw intensity percentiles of the exam."""
+def exam_statistics(rows: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per phase: pixel spacing (both axes), matrix size and raw intensity percentiles of the exam.
+
+    Read from the fingerprint columns of the exam's index rows (`preprocess_exam`), one stack per phase.
+    """
     stats: dict[str, dict[str, float]] = {}
-    for phase, (img_col, _mask_col) in PHASES.items():
-        arr, spacing = as_stack(read_volume(exam.files[img_col], exam.patient_id))
-        lo, hi = intensity_percentiles(arr)
-        stats[f"{phase} x"] = {"spacing_mm": float(spacing[0])}
-        stats[f"{phase} y"] = {"spacing_mm": float(spacing[1])}
-        stats[phase] = {"rows": float(arr.shape[1]), "cols": float(arr.shape[2]), "intensity_p01": lo,
-                        "intensity_p99": hi}
+    for phase, r in rows.drop_duplicates("phase").set_index("phase").iterrows():
+        stats[f"{phase} x"] = {"spacing_mm": float(r["spacing_x"])}
+        stats[f"{phase} y"] = {"spacing_mm": float(r["spacing_y"])}
+        stats[phase] = {"rows": float(r["orig_rows"]), "cols": float(r["orig_cols"]),
+                        "intensity_p01": float(r["intensity_p01"]), "intensity_p99": float(r["intensity_p99"])}
     return stats
 
 
@@ -239,7 +221,7 @@ def exam_statistics(exam: Exam) -> dict[str, dict[str, float]]:
 def _decision(prob: float | None, cutoff: float) -> tuple[str, bool | None]:
     if prob is None:
         return "not available", None
-    positive = bool(prob >= cutoff)
+    positive = bool(called_positive(prob, cutoff))
     return (POSITIVE if positive else NEGATIVE), positive
 
 
@@ -256,12 +238,15 @@ def screen_exam(bundle: Bundle, exam: Exam, gradcam_dir: str | Path | None = Non
 
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
-    check(exam)
+    volumes: dict = {}  # each file read once: by the checks, reused by preprocessing
+    check(exam, volumes)
     timing["checks"] = time.perf_counter() - t0
 
     t = time.perf_counter()
-    images, masks, rows = preprocess_exam(exam.patient_id, exam.files, bundle.preprocess_settings)
-    warnings_out = distribution_warnings(exam_statistics(exam), bundle.meta["training_ranges"],
+    images, masks, rows = preprocess_exam(exam.patient_id, exam.files, bundle.preprocess_settings,
+                                          volumes=volumes)
+    volumes.clear()
+    warnings_out = distribution_warnings(exam_statistics(rows), bundle.meta["training_ranges"],
                                          float(bundle.meta.get("ood_tolerance", 0.1)))
     timing["preprocessing"] = time.perf_counter() - t
     image_ids = rows["image_id"].astype(str).tolist()
@@ -306,7 +291,7 @@ def screen_exam(bundle: Bundle, exam: Exam, gradcam_dir: str | Path | None = Non
         if not ok.any():
             warnings_out.append(f"{bundle.models[model]['label']}: no image could be scored (failed radiomics "
                                 "under failure_policy=exclude); no decision")
-        prob = float(p[ok].max()) if ok.any() else None
+        prob = patient_probability(p)
         cutoff = bundle.cutoff(model)
         decision, positive = _decision(prob, cutoff)
         info = bundle.models[model]
@@ -372,3 +357,13 @@ def _gradcam(bundle: Bundle, inputs: np.ndarray, dl_probs: np.ndarray, image_ids
                         title=f"{image_ids[i]}  P(scar)={float(dl_probs[i]):.2f}")
         out.append({"image_id": image_ids[i], "dl_probability": float(dl_probs[i]), "png": str(png)})
     return out
+
+
+def result_row(result: dict[str, Any]) -> dict[str, Any]:
+    """A screening result as one row of `OUTPUT_COLUMNS` (probability, decision per model; joined warnings)."""
+    row: dict[str, Any] = {"patient_id": result["patient_id"], "n_images": len(result["images"])}
+    for m in MODELS:
+        row[f"{m}_probability"] = result["models"][m]["probability"]
+        row[f"{m}_decision"] = result["models"][m]["decision"]
+    row["warnings"] = "; ".join(result["warnings"])
+    return row
