@@ -21,15 +21,17 @@ TORCH_SPEC := torch==$(TORCH_VER)
 endif
 TORCH_ARGS := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX),)
 
-.PHONY: setup run test dry-run report clean mlflow-ui
+.PHONY: setup run test dry-run report clean mlflow-ui constraints
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml Makefile
+# constraints.txt pins every other package to the versions the tests ran with (a lock file; `make constraints`
+# rewrites it from .venv after a deliberate upgrade).
+$(VENV)/.installed: pyproject.toml Makefile constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/pip install --quiet $(TORCH_ARGS) "$(TORCH_SPEC)"
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	$(BIN)/python -c "import torch, radiomics, mlflow, snakemake; print('installed: torch', torch.__version__, '| cuda', torch.cuda.is_available())"
 	touch $@
 
@@ -44,6 +46,10 @@ test: setup
 
 mlflow-ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///results/mlflow/mlflow.db --host 127.0.0.1 --port 5000
+
+constraints: setup
+	{ sed -n '1,3p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v -i -E '^(#|torch==|nvidia-|triton==)'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 clean:
 	rm -rf results logs .snakemake

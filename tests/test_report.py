@@ -159,6 +159,8 @@ def test_report_is_self_contained(study, tmp_path):
         (gradcam / f"fold{fold}").mkdir(parents=True)
         for i in range(2):
             Image.new("RGB", (8, 8), (255, 0, 0)).save(gradcam / f"fold{fold}" / f"cam_{i}.png")
+        (gradcam / f"fold{fold}" / "done.json").write_text(json.dumps({"images": ["cam_0.png", "cam_1.png"]}))
+        Image.new("RGB", (8, 8), (0, 255, 0)).save(gradcam / f"fold{fold}" / "a_stale_from_an_earlier_run.png")
     figure = tmp_path / "cohort.png"
     Image.new("RGB", (8, 8), (0, 0, 255)).save(figure)
     out = build_report(files["metrics"].parent, tmp_path / "report" / "report.html", CFG, gradcam_dir=gradcam,
@@ -172,6 +174,7 @@ def test_report_is_self_contained(study, tmp_path):
     final = json.loads(files["final_models"].read_text())
     first = final["dl"]["fold"] if final["dl"]["fold"] >= 0 else 0  # the mean final model has no fold of its own
     assert f"gradcam/fold{first}/cam_0.png" in text  # the final DL model's fold (if any) comes first
+    assert "a_stale_from_an_earlier_run" not in text  # only the Grad-CAMs the training job declared
     for heading in ("Table 1", "Table 2", "Table 3", "Table 4", "Table S1", "Table S2", "DeLong", "Grad-CAM"):
         assert heading in text
     assert "target_sensitivity: 0.9" in text and "scikit-learn" in text  # config YAML and package versions

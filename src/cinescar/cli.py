@@ -18,8 +18,11 @@ from cinescar.errors import CinescarError
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from cinescar.cohort.validate import validate_cohort
+    from cinescar.config import load_config
 
-    report = validate_cohort(args.cohort, check_images=not args.manifest_only)
+    cfg = load_config(args.config)  # splits.folds / test_fraction / seed: can the cohort be split as configured?
+    report = validate_cohort(args.cohort, check_images=not args.manifest_only, cfg=cfg,
+                             allow_outside=True if args.allow_outside_paths else None)
     if args.json:
         report.to_json(args.json)
     print(f"cohort {args.cohort}: OK — {report.n_patients} patients ({report.n_internal} internal, "
@@ -62,12 +65,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cinescar", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"cinescar {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("validate", help="run every input check on a cohort folder (manifest.csv + images)")
     p.add_argument("cohort", help="cohort folder")
     p.add_argument("--manifest-only", action="store_true", help="check the manifest only, do not read images")
     p.add_argument("--json", help="also write the validation report as JSON here")
+    p.add_argument("--config", default=None, help="workflow config whose splits (folds, test fraction, seed) the "
+                   "cohort must allow (default config/config.yaml)")
+    p.add_argument("--allow-outside-paths", action="store_true", help="accept manifest paths that lead outside "
+                   "the cohort folder ('..', absolute paths, symlinks)")
     p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser("synth", help="write the built-in synthetic multi-centre HCM cine cohort")
@@ -104,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Errors print as one `error:` line (exit 2 for input problems, 1 for anything else);
+    `--debug` lets the exception and its traceback through instead."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -113,8 +123,16 @@ def main(argv: list[str] | None = None) -> int:
         sitk.ProcessObject_SetGlobalWarningDisplay(False)
         return int(args.func(args) or 0)
     except CinescarError as exc:
+        if args.debug:
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # noqa: BLE001 - a bug, not an input problem: one line unless --debug
+        if args.debug:
+            raise
+        print(f"error: internal error ({type(exc).__name__}: {' '.join(str(exc).split())[:300]}); rerun with "
+              "--debug for the traceback and report it", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

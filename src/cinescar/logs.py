@@ -31,3 +31,21 @@ def setup_logging(log_path: str | Path | None = None, level: int = logging.INFO)
     for noisy in ("lightning", "lightning.pytorch", "pytorch_lightning", "alembic", "radiomics"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    sys.excepthook = _log_uncaught
+
+
+def _log_uncaught(exc_type, exc, tb) -> None:
+    """An error that ends a job is written through logging, so it reaches the job's `log:` file as well as
+    stderr (a cluster job's stderr is a file nobody opens). A CinescarError is the user's to fix and prints as
+    one line; anything else is a bug and keeps its traceback."""
+    from cinescar.errors import CinescarError
+
+    logger = logging.getLogger("cinescar")
+    if issubclass(exc_type, CinescarError):
+        logger.error("error: %s", exc)
+    elif issubclass(exc_type, KeyboardInterrupt):
+        logger.error("interrupted")
+    else:
+        logger.critical("internal error: %s: %s", exc_type.__name__, exc, exc_info=(exc_type, exc, tb))
+    for handler in logging.getLogger().handlers:
+        handler.flush()

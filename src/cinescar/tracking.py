@@ -6,14 +6,23 @@ nested runs per stage/fold/model. The SQLite store is created once by the `mlflo
 every logging rule, because two processes creating a fresh SQLite store at once crash one of them.
 
 If the tracking server cannot be reached, every call degrades to writing the same records as JSON under
-`results/mlflow/offline/`, and the run says so in its log: nothing is lost and nothing fails.
+`results/mlflow/offline/`, and the run says so in its log: nothing is lost and nothing fails. Every logging
+job probes the server again (a server that went away after set-up is noticed by the next job, not assumed
+alive), and MLflow's own HTTP retries and timeouts are bounded by `mlflow.timeout_s`: without that, urllib3's
+default retries cost minutes per job during an outage.
+
+What goes to MLflow is public by construction (`public`): credentials are stripped from URIs
+(`https://user:token@host` -> `https://host`) and absolute paths become paths relative to the run directory
+(or only their last component, when outside it), in params, tags and logged dicts alike.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import re
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -36,6 +45,61 @@ def tracking_uri(cfg: dict) -> str:
     return uri
 
 
+_CREDENTIALS = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
+
+
+def public(value: Any) -> Any:
+    """`value` (str, or dicts/lists of them) without credentials in URIs and without absolute paths.
+
+    MLflow params and tags, logs and the bundle are shared beyond the machine that made them: a tracking URI
+    with `user:token@` or a path like /home/<name>/... must not travel with them.
+    """
+    if isinstance(value, dict):
+        return {k: public(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(public(v) for v in value)
+    if isinstance(value, Path):
+        return _relative(str(value))
+    if not isinstance(value, str):
+        return value
+    text = _CREDENTIALS.sub(lambda m: m.group("scheme"), value)
+    for prefix in ("sqlite:///", "file://"):
+        if text.startswith(prefix) and text[len(prefix):].startswith("/"):
+            return prefix + _relative(text[len(prefix):])
+    if os.path.isabs(text) and "\n" not in text:
+        return _relative(text)
+    return text
+
+
+def _relative(path: str) -> str:
+    """An absolute path relative to the working (run) directory, else only its last component."""
+    p = Path(path)
+    if not p.is_absolute():
+        return path
+    try:
+        return p.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except (ValueError, OSError):
+        return f"<outside the run directory>/{p.name}"
+
+
+def timeout_s(cfg: dict) -> float:
+    return float(cfg.get("mlflow", {}).get("timeout_s", 5))
+
+
+def bound_http(cfg: dict) -> None:
+    """Bound MLflow's HTTP client by `mlflow.timeout_s`: no retries, each request timing out after it.
+
+    MLflow reads these variables at every request; its defaults (7 retries with exponential back-off, 120 s per
+    request) made one logging job wait ~4 minutes when the server went away. A smaller value set by the user
+    is kept.
+    """
+    limit = max(1, math.ceil(timeout_s(cfg)))
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+    current = os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT", "")
+    if not current.isdigit() or int(current) > limit:
+        os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(limit)
+
+
 def experiment_name(cfg: dict) -> str:
     name = cfg.get("mlflow", {}).get("experiment") or ""
     return name or f"cinescar-{cfg.get('cohort', {}).get('name', 'cohort')}"
@@ -45,7 +109,8 @@ def _reachable(uri: str, timeout: float) -> bool:
     if not uri.startswith(("http://", "https://")):
         return True
     try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as resp:  # noqa: S310
+        probe = _CREDENTIALS.sub(lambda m: m.group("scheme"), uri)  # /health needs no credentials
+        with urllib.request.urlopen(probe.rstrip("/") + "/health", timeout=timeout) as resp:  # noqa: S310
             return resp.status < 500
     except Exception:  # any network failure means "not reachable"
         return False
@@ -54,6 +119,7 @@ def _reachable(uri: str, timeout: float) -> bool:
 def _client(cfg: dict):
     from mlflow.tracking import MlflowClient
 
+    bound_http(cfg)
     return MlflowClient(tracking_uri=tracking_uri(cfg))
 
 
@@ -71,13 +137,13 @@ def _experiment_id(client, cfg: dict) -> str:
 def init_tracking(cfg: dict, out: str | Path = READY) -> dict:
     """Create the store and experiment once; record where tracking goes (or why it does not)."""
     uri = tracking_uri(cfg)
-    state: dict[str, Any] = {"tracking_uri": uri, "experiment": experiment_name(cfg), "enabled": True,
+    state: dict[str, Any] = {"tracking_uri": public(uri), "experiment": experiment_name(cfg), "enabled": True,
                              "reachable": False, "experiment_id": None}
     if not cfg.get("mlflow", {}).get("enabled", True):
         state["enabled"] = False
-    elif not _reachable(uri, float(cfg.get("mlflow", {}).get("timeout_s", 5))):
+    elif not _reachable(uri, timeout_s(cfg)):
         log.warning("MLflow tracking server %s is unreachable: runs are recorded as JSON under %s/offline",
-                    uri, ROOT)
+                    public(uri), ROOT)
     else:
         try:
             if uri.startswith("sqlite:///"):
@@ -86,7 +152,7 @@ def init_tracking(cfg: dict, out: str | Path = READY) -> dict:
             state["reachable"] = True
         except Exception as exc:  # the store itself is broken or refuses us: carry on with local files
             log.warning("MLflow tracking at %s failed (%s): runs are recorded as JSON under %s/offline",
-                        uri, exc, ROOT)
+                        public(uri), public(str(exc)), ROOT)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(state, indent=2))
     return state
@@ -105,13 +171,14 @@ class RunLogger:
         try:
             fn(*args)
         except Exception as exc:
-            log.warning("MLflow %s failed (%s); kept in %s", what, exc, self.offline_path)
+            log.warning("MLflow %s failed (%s); this run's records are kept in %s", what,
+                        public(" ".join(str(exc).split())[:300]), self.offline_path)
             self.client = None
 
     def log_params(self, params: dict) -> None:
         from mlflow.entities import Param
 
-        flat = {str(k): str(v)[:6000] for k, v in params.items()}
+        flat = {str(k): str(public(v))[:6000] for k, v in params.items()}
         self.record["params"].update(flat)
         self._safe("log_params", lambda: self.client.log_batch(
             self.run_id, params=[Param(k, v) for k, v in flat.items()]))
@@ -129,7 +196,7 @@ class RunLogger:
     def set_tags(self, tags: dict) -> None:
         from mlflow.entities import RunTag
 
-        flat = {str(k): str(v) for k, v in tags.items()}
+        flat = {str(k): str(public(v)) for k, v in tags.items()}
         self.record["tags"].update(flat)
         self._safe("set_tags", lambda: self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in flat.items()]))
 
@@ -138,6 +205,7 @@ class RunLogger:
         self._safe("log_artifact", lambda: self.client.log_artifact(self.run_id, str(path), artifact_path))
 
     def log_dict(self, obj: Any, name: str) -> None:
+        obj = public(obj)
         self.record.setdefault("dicts", {})[name] = obj
         self._safe("log_dict", lambda: self.client.log_dict(self.run_id, obj, name))
 
@@ -161,9 +229,9 @@ def _parent_run(client, experiment_id: str, cfg: dict) -> str:
                                 tags={"cinescar.config_hash": key, "cinescar.role": "workflow"})
         from mlflow.entities import Param
 
-        flat = _flatten(cfg)
+        flat = _flatten(public(cfg))
         client.log_batch(run.info.run_id, params=[Param(k, str(v)[:6000]) for k, v in list(flat.items())[:100]])
-        client.log_dict(run.info.run_id, cfg, "config.json")
+        client.log_dict(run.info.run_id, public(cfg), "config.json")
         client.set_terminated(run.info.run_id, "FINISHED")  # a container for the nested runs
         return run.info.run_id
 
@@ -182,11 +250,19 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 @contextmanager
 def start_run(cfg: dict, run_name: str, tags: dict | None = None) -> Iterator[RunLogger]:
     """A nested run under this config's parent run; JSON fallback under results/mlflow/offline/."""
-    tags = {str(k): str(v) for k, v in (tags or {}).items()}
+    tags = {str(k): str(public(v)) for k, v in (tags or {}).items()}
     offline = ROOT / "offline" / f"{run_name.replace('/', '_')}.json"
     client = run_id = None
     state = json.loads(READY.read_text()) if READY.exists() else None
-    if cfg.get("mlflow", {}).get("enabled", True) and (state is None or state.get("reachable")):
+    uri = tracking_uri(cfg)
+    remote = uri.startswith(("http://", "https://"))
+    # a local store that failed at set-up stays off; a server is probed again by every job
+    usable = state is None or bool(state.get("reachable")) or remote
+    if cfg.get("mlflow", {}).get("enabled", True) and usable and not _reachable(uri, timeout_s(cfg)):
+        log.warning("MLflow tracking server %s is unreachable now: recording run %s in %s", public(uri), run_name,
+                    offline)
+        usable = False
+    if cfg.get("mlflow", {}).get("enabled", True) and usable:
         try:
             client = _client(cfg)
             exp_id = _experiment_id(client, cfg)
@@ -195,7 +271,8 @@ def start_run(cfg: dict, run_name: str, tags: dict | None = None) -> Iterator[Ru
                 **tags, "mlflow.parentRunId": parent, "cinescar.config_hash": config_hash(cfg)})
             run_id = run.info.run_id
         except Exception as exc:
-            log.warning("MLflow unavailable (%s): recording run %s in %s", exc, run_name, offline)
+            log.warning("MLflow unavailable (%s): recording run %s in %s", public(" ".join(str(exc).split())[:300]),
+                        run_name, offline)
             client = run_id = None
     logger = RunLogger(client, run_id, offline)
     logger.record["tags"].update(tags)

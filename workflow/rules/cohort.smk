@@ -2,7 +2,7 @@
 
 if config["cohort"]["synthetic"]:
 
-    rule synth_cohort:
+    checkpoint synth_cohort:
         output:
             manifest=MANIFEST,
         log:
@@ -24,6 +24,7 @@ if config["cohort"]["synthetic"]:
 checkpoint validate_cohort:
     input:
         manifest=MANIFEST,
+        files=cohort_files,
     output:
         validation="results/validation/report.json",
     log:
@@ -32,6 +33,8 @@ checkpoint validate_cohort:
         f"{ENVS}/cohort.yaml"
     resources:
         mem_mb=2000,
+    params:
+        cfg=cfg_sections("cohort", "splits", "preprocessing"),
     script:
         "../scripts/cohort_validate.py"
 
@@ -39,7 +42,9 @@ checkpoint validate_cohort:
 rule preprocess_center:
     input:
         manifest=MANIFEST,
-        validation="results/validation/report.json",
+        # ancient: a rerun of validation (an image of another centre changed) does not rerun this centre
+        validation=ancient("results/validation/report.json"),
+        files=center_files,
     output:
         images=f"{PREPROCESS}/centers/{{center}}/images.npy",
         masks=f"{PREPROCESS}/centers/{{center}}/masks.npy",
@@ -75,7 +80,8 @@ rule preprocess_gather:
 rule split_patients:
     input:
         manifest=MANIFEST,
-        validation="results/validation/report.json",
+        # ancient: splits read the manifest's labels only; a changed image does not move patients
+        validation=ancient("results/validation/report.json"),
     output:
         splits="results/splits/splits.json",
     log:
@@ -103,7 +109,7 @@ rule mlflow_init:
 
 if config["acdc"]["source"]:
 
-    rule import_acdc:
+    checkpoint import_acdc:
         output:
             manifest=MANIFEST,
         log:

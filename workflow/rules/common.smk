@@ -51,6 +51,32 @@ def preprocessed_centers(wildcards=None):
     )
 
 
+def _manifest_ready():
+    """When a rule writes the manifest (synthetic cohort, ACDC import), its files are known once it has run;
+    both are checkpoints so that the input lists below are the same on every invocation.
+    """
+    if config["cohort"]["synthetic"]:
+        checkpoints.synth_cohort.get()
+    elif config["acdc"]["source"]:
+        checkpoints.import_acdc.get()
+
+
+def cohort_files(wildcards=None):
+    """Every file the manifest names: editing an image or a mask reruns validation."""
+    from cinescar.cohort.contract import manifest_files
+
+    _manifest_ready()
+    return manifest_files(COHORT)
+
+
+def center_files(wildcards):
+    """The files of one centre's patients: editing one reruns that centre's preprocessing only."""
+    from cinescar.cohort.contract import manifest_files
+
+    _manifest_ready()
+    return manifest_files(COHORT, wildcards.center)
+
+
 def preprocessed_arrays(wildcards=None):
     return expand(
         f"{PREPROCESS}/centers/{{center}}/{{arr}}.npy",

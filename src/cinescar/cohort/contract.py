@@ -8,6 +8,7 @@ file rather than as an ITK exception.
 
 from __future__ import annotations
 
+import csv
 import locale
 import re
 from contextlib import contextmanager
@@ -29,6 +30,33 @@ COHORTS = ("internal", "external")
 PATIENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
+# --- cohort roles, several external cohorts (issue 12) ------------------------------------------------
+# `cohort` is `internal`, `external`, or `external:<name>` (e.g. `external:Rome`) when a study has several
+# external cohorts. Every place that asks "is this patient external?" goes through `cohort_role`; the
+# evaluation reports each external cohort on its own under `external_name`.
+EXTERNAL_PREFIX = "external:"
+EXTERNAL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]*$")
+
+
+def cohort_role(value: object) -> str | None:
+    """'internal' or 'external' for a manifest `cohort` value; None when it is neither (a validation error)."""
+    v = str(value).strip()
+    if v in COHORTS:
+        return v
+    if v.startswith(EXTERNAL_PREFIX) and EXTERNAL_NAME_PATTERN.match(v[len(EXTERNAL_PREFIX):].strip()):
+        return "external"
+    return None
+
+
+def external_name(value: object) -> str | None:
+    """Name of an external cohort: 'Rome' for `external:Rome`, 'external' for plain `external`; None if internal."""
+    if cohort_role(value) != "external":
+        return None
+    v = str(value).strip()
+    return v[len(EXTERNAL_PREFIX):].strip() if v.startswith(EXTERNAL_PREFIX) else "external"
+# --- end of cohort roles --------------------------------------------------------------------------------
+
+
 def slugify(name: str) -> str:
     """A file-system and wildcard-safe name for a centre ("Centre A" -> "centre-a")."""
     slug = re.sub(r"[^a-z0-9]+", "-", str(name).lower()).strip("-")
@@ -36,23 +64,71 @@ def slugify(name: str) -> str:
 
 
 def read_manifest(cohort_dir: str | Path) -> pd.DataFrame:
-    """Read manifest.csv with IDs and paths as strings (so '007' stays '007')."""
-    path = Path(cohort_dir) / MANIFEST
-    if not Path(cohort_dir).is_dir():
+    """Read manifest.csv with IDs and paths as strings (so '007' stays '007').
+
+    The header is read first with the csv module: pandas renames a repeated column (`lge`, `lge.1`) and the
+    first copy would silently win, so repeated names are refused before pandas sees the file. An empty or
+    header-only manifest is an error too: a cohort without patients is never what a user meant.
+    """
+    cohort_dir = Path(cohort_dir)
+    path = cohort_dir / MANIFEST
+    if not cohort_dir.is_dir():
         raise CohortError("cohort folder does not exist", path=cohort_dir)
     if not path.exists():
         raise CohortError("the cohort has no manifest.csv", path=path)
+    if not path.is_file():
+        raise CohortError("manifest.csv is a folder, not a file; expected a CSV file with one row per patient",
+                          path=path)
+    _check_header(path)
     try:
         df = pd.read_csv(path, dtype={"patient_id": str, "center": str, "vendor": str, "cohort": str,
                                       "scar_slices": str, "sex": str, **{c: str for c in FILE_COLUMNS}},
-                         keep_default_na=False, na_values=[""])
+                         keep_default_na=False, na_values=[""], encoding="utf-8-sig")
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise CohortError(f"manifest is not a readable CSV ({exc})", path=path) from None
+    if df.empty:
+        raise CohortError("manifest has a header but no patient rows", path=path)
     return df
+
+
+def _check_header(path: Path) -> list[str]:
+    """The manifest's column names as written; refuses an empty file and repeated or empty names."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            header = next(csv.reader(fh), None)
+    except UnicodeDecodeError as exc:
+        raise CohortError(f"manifest is not UTF-8 text ({exc})", path=path) from None
+    except csv.Error as exc:
+        raise CohortError(f"manifest is not a readable CSV ({exc})", path=path) from None
+    if not header or all(h.strip() == "" for h in header):
+        raise CohortError("manifest is empty (no header, no patients)", path=path)
+    names = [h.strip() for h in header]
+    repeated = sorted({n for n in names if names.count(n) > 1 and n})
+    if repeated:
+        raise CohortError(f"manifest repeats column(s) {', '.join(repeated)}; each column must appear once "
+                          "(which copy holds the truth cannot be guessed)", path=path)
+    return names
 
 
 def resolve(cohort_dir: str | Path, relative: str) -> Path:
     return (Path(cohort_dir) / str(relative)).resolve()
+
+
+def resolve_inside(cohort_dir: str | Path, relative: str, patient_id: str | None = None,
+                   allow_outside: bool = False) -> Path:  # fmt: skip
+    """A manifest path resolved (symlinks followed); refused when it leads outside the cohort folder.
+
+    `../`, absolute paths and symlinks could otherwise make a cohort read any file on the machine and a cohort
+    folder stop being a self-contained thing to share or archive. `allow_outside` (config
+    `cohort.allow_outside_paths`, `cinescar validate --allow-outside-paths`) is the explicit opt-in.
+    """
+    path = resolve(cohort_dir, relative)
+    root = Path(cohort_dir).resolve()
+    if not allow_outside and not path.is_relative_to(root):
+        raise CohortError(f"path {relative!r} leads outside the cohort folder (via '..', an absolute path or a "
+                          "symlink); keep the files inside it, or opt in with cohort.allow_outside_paths: true "
+                          "(cinescar validate --allow-outside-paths)", patient_id, Path(cohort_dir) / MANIFEST)
+    return path
 
 
 @contextmanager
@@ -123,3 +199,38 @@ def parse_scar_slices(value: object, patient_id: str, manifest: Path) -> list[in
     except ValueError:
         raise CohortError(f"scar_slices {value!r} is not a ';'-separated list of slice indices",
                           patient_id, manifest) from None
+
+
+def manifest_files(cohort_dir: str | Path, center_slug: str | None = None) -> list[str]:
+    """Every existing file the manifest's rows name (of one centre, by slug), for the workflow's DAG.
+
+    Snakemake reruns a rule when one of its inputs changes; only `manifest.csv` was one, so editing an image
+    or a mask reran nothing. Validation takes all of these as inputs and each centre's preprocessing those of
+    its centre. DICOM folders contribute their files. Missing files and paths outside the cohort folder are
+    left out: validation reports them with patient and file, which a "missing input" from Snakemake would not.
+    An unreadable manifest gives no files (validation reports it).
+    """
+    try:
+        table = read_manifest(cohort_dir)
+    except CohortError:
+        return []
+    if not set(FILE_COLUMNS) <= set(table.columns):
+        return []
+    if center_slug is not None and "center" in table.columns:
+        table = table[table["center"].astype(str).map(slugify) == center_slug]
+    root = Path(cohort_dir)
+    out: list[str] = []
+    for col in FILE_COLUMNS:
+        for rel in table[col].dropna().astype(str):
+            if not rel.strip():
+                continue
+            path = root / rel
+            try:
+                resolve_inside(cohort_dir, rel)
+            except CohortError:
+                continue
+            if path.is_file():
+                out.append(str(path))
+            elif path.is_dir():
+                out.extend(str(p) for p in sorted(path.iterdir()) if p.is_file() and not p.name.startswith("."))
+    return sorted(set(out))

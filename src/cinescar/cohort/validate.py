@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
+from cinescar.cohort import plausibility
 from cinescar.cohort.contract import (CLINICAL_NUMERIC, COHORTS, FILE_COLUMNS, MANIFEST, PATIENT_ID_PATTERN,
-                                      PHASES, REQUIRED_COLUMNS, as_stack, parse_scar_slices, read_manifest,
-                                      read_volume, resolve, slugify)
+                                      PHASES, REQUIRED_COLUMNS, as_stack, cohort_role, parse_scar_slices, read_manifest,
+                                      read_volume, resolve_inside, slugify)
 from cinescar.errors import CinescarError, CohortError
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ CHECKS = [
     "manifest.csv exists and has the required columns",
     "patient_id present, pseudonymous pattern [A-Za-z0-9_-]+, unique",
     "no patient in both the internal and the external cohort",
-    "cohort in {internal, external}; lge in {0, 1}; center and vendor present",
+    "cohort in {internal, external, external:<name>}; lge in {0, 1}; center and vendor present",
     "every image and mask file exists and is readable by SimpleITK",
     "mask geometry (size, spacing, origin, direction) equals its image's",
     "mask values are binary {0, 1} and the myocardium is not empty",
@@ -65,6 +66,11 @@ CHECKS = [
     "scar_slices indices lie within the stack",
     "clinical columns, where present, are numeric",
     "no image file is shared by two patients",
+    "manifest: no repeated column, at least one patient; paths stay inside the cohort folder (unless opted in)",
+    "plausible exam: scalar 3D stacks, in-plane spacing plausible and the slice axis the coarsest, resampled size "
+    "bounded, myocardium share of a slice and number of slices with myocardium plausible, ED and ES distinct",
+    "NaN/Inf voxels found in every format (NIfTI read raw with nibabel)",
+    "with the config: the internal cohort splits into the configured test set and folds, both classes in each",
 ]
 
 
@@ -83,7 +89,7 @@ def _check_rows(df: pd.DataFrame, manifest: Path, problems: list[CohortError]) -
                                         pid, manifest))
     for pid, group in df.groupby(ids):
         if pid and len(group) > 1:
-            cohorts = set(group["cohort"].astype(str))
+            cohorts = {cohort_role(c) for c in group["cohort"]}  # issue 12: external:<name> is external
             if {"internal", "external"} <= cohorts:
                 problems.append(CohortError("patient is in both the internal and the external cohort",
                                             pid, manifest))
@@ -91,8 +97,9 @@ def _check_rows(df: pd.DataFrame, manifest: Path, problems: list[CohortError]) -
                 problems.append(CohortError(f"duplicate patient_id ({len(group)} rows)", pid, manifest))
     for _, r in df.iterrows():
         pid = str(r["patient_id"])
-        if str(r["cohort"]) not in COHORTS:
-            problems.append(CohortError(f"cohort {r['cohort']!r} is not one of {COHORTS}", pid, manifest))
+        if cohort_role(r["cohort"]) is None:  # issue 12: also external:<name>
+            problems.append(CohortError(f"cohort {r['cohort']!r} is not one of {COHORTS} or external:<name>",
+                                        pid, manifest))
         lge = r["lge"]
         try:
             ok = float(lge) in (0.0, 1.0)
@@ -112,6 +119,24 @@ def _check_rows(df: pd.DataFrame, manifest: Path, problems: list[CohortError]) -
                                                 pid, manifest))
 
 
+def _check_splittable(df: pd.DataFrame, cfg: dict, manifest: Path) -> list[CohortError]:
+    """Try the configured split on the manifest's labels: per-class counts against `splits.folds` and
+    `splits.test_fraction`, with the split function itself so the two cannot disagree."""
+    from cinescar.preprocessing.splits import make_splits
+
+    sp = cfg["splits"]
+    folds, fraction = int(sp.get("folds", 5)), float(sp.get("test_fraction", 0.21))
+    internal = df[df["cohort"] == "internal"]
+    counts = internal["lge"].astype(float).astype(int).value_counts().to_dict()
+    try:
+        make_splits(df, fraction, folds, int(cfg.get("seed", 42)))
+    except (CinescarError, ValueError) as exc:
+        return [CohortError(f"the internal cohort ({counts.get(1, 0)} LGE+, {counts.get(0, 0)} LGE-) cannot be split "
+                            f"into a test set (splits.test_fraction = {fraction:g}) and {folds} folds (splits.folds) "
+                            f"that all hold both classes: {exc}", path=manifest)]
+    return []
+
+
 def _same_geometry(a: sitk.Image, b: sitk.Image) -> str | None:
     if a.GetSize() != b.GetSize():
         return f"mask size {b.GetSize()} differs from image size {a.GetSize()}"
@@ -125,15 +150,28 @@ def _same_geometry(a: sitk.Image, b: sitk.Image) -> str | None:
 
 
 def check_exam(pid: str, files: dict[str, Path], scar_slices: list[int] | None = None,
-               source: Path | None = None, volumes: dict | None = None) -> tuple[list[CohortError], dict[str, int]]:
+               source: Path | None = None, warnings: list[str] | None = None,
+               target_spacing_mm: float = 1.0, volumes: dict | None = None
+               ) -> tuple[list[CohortError], dict[str, int]]:  # fmt: skip
     """Check one patient's ED/ES images and masks; returns problems and slices per phase.
 
-    Shared by cohort validation and by screening a single new exam, so both report the same errors.
-    `volumes` is a read cache (`read_volume`'s): screening passes it on to preprocessing, so each file is
-    read once.
+    Shared by cohort validation and by screening a single new exam, so both report the same errors. The
+    plausibility checks (`cinescar.cohort.plausibility`) add errors for input no real exam looks like and
+    append warnings for unusual but possible exams to `warnings` when it is given. `volumes` is a read cache
+    (`read_volume`'s): screening passes it on to preprocessing, so each file is read once by SimpleITK.
     """
     problems: list[CohortError] = []
     n_slices: dict[str, int] = {}
+    arrays: dict[str, np.ndarray] = {}
+    warn = warnings if warnings is not None else []
+
+    def add(found: plausibility.Findings, default_col: str) -> bool:
+        for message, col in found.errors:
+            problems.append(CohortError(message, pid, files.get(col or default_col)))
+        warn.extend(found.warnings)
+        return bool(found.errors)
+
+    same_file = add(plausibility.check_distinct_files(files), "es_image")
     for phase, (img_col, mask_col) in PHASES.items():
         try:
             img = read_volume(files[img_col], pid, volumes)
@@ -141,17 +179,37 @@ def check_exam(pid: str, files: dict[str, Path], scar_slices: list[int] | None =
         except CohortError as exc:
             problems.append(exc)
             continue
+        bad = False
+        for col, im in ((img_col, img), (mask_col, msk)):
+            bad |= add(plausibility.check_pixels(phase, im.GetDimension(), im.GetNumberOfComponentsPerPixel(), col),
+                       col)
+            if im.GetDimension() == 4 and im.GetSize()[3] > 1:
+                problems.append(CohortError(f"{phase}: a 4D file with {im.GetSize()[3]} time frames; give the ED and "
+                                            "ES frames as separate 3D stacks", pid, files[col]))
+                bad = True
+        if bad:
+            continue
         geometry = _same_geometry(img, msk)
         if geometry:
             problems.append(CohortError(f"{phase}: {geometry}", pid, files[mask_col]))
             continue
+        spacing = tuple(float(s) for s in img.GetSpacing())
+        size = img.GetSize()
+        if add(plausibility.check_resampled_size(phase, (size[0], size[1]), (spacing[0], spacing[1]),
+                                                 target_spacing_mm, img_col), img_col):
+            continue
+        add(plausibility.check_spacing(phase, spacing, int(size[2]) if len(size) > 2 else 1, img_col), img_col)
         arr, _ = as_stack(img)
         marr, _ = as_stack(msk)
         n_slices[phase] = arr.shape[0]
-        if not np.all(np.isfinite(arr)):
+        arrays[img_col] = arr
+        if not np.all(np.isfinite(arr)) or plausibility.nonfinite_in_raw_file(Path(files[img_col])):
             problems.append(CohortError(f"{phase}: image holds NaN or infinite values", pid, files[img_col]))
         elif float(arr.max()) == float(arr.min()):
             problems.append(CohortError(f"{phase}: image is constant", pid, files[img_col]))
+        if plausibility.nonfinite_in_raw_file(Path(files[mask_col])):
+            problems.append(CohortError(f"{phase}: mask holds NaN or infinite values", pid, files[mask_col]))
+            continue
         values = np.unique(marr)
         if not np.all(np.isin(values, (0, 1))):
             shown = ", ".join(str(v) for v in values[:6])
@@ -159,16 +217,31 @@ def check_exam(pid: str, files: dict[str, Path], scar_slices: list[int] | None =
                                         "= 1, background = 0", pid, files[mask_col]))
         elif not values.max(initial=0) == 1:
             problems.append(CohortError(f"{phase}: mask is empty (no myocardium)", pid, files[mask_col]))
+        else:
+            add(plausibility.check_myocardium(phase, marr, mask_col), mask_col)
+    if len(arrays) == 2 and not same_file:
+        add(plausibility.check_distinct_pixels(arrays["ed_image"], arrays["es_image"]), "es_image")
     if scar_slices and n_slices:
         depth = min(n_slices.values())
-        bad = [s for s in scar_slices if s < 0 or s >= depth]
-        if bad:
-            problems.append(CohortError(f"scar_slices {bad} outside the stack of {depth} slices", pid, source))
+        bad_slices = [s for s in scar_slices if s < 0 or s >= depth]
+        if bad_slices:
+            problems.append(CohortError(f"scar_slices {bad_slices} outside the stack of {depth} slices", pid, source))
     return problems, n_slices
 
 
-def validate_cohort(cohort_dir: str | Path, check_images: bool = True) -> ValidationReport:
-    """Run every check; raise CohortValidationError listing all problems, else return a report."""
+def validate_cohort(cohort_dir: str | Path, check_images: bool = True, cfg: dict | None = None,
+                    allow_outside: bool | None = None) -> ValidationReport:  # fmt: skip
+    """Run every check; raise CohortValidationError listing all problems, else return a report.
+
+    With the workflow's config `cfg`, also check that the internal cohort can be split as configured
+    (`splits.folds`, `splits.test_fraction`, `seed`: the split itself is tried, so a cohort too small or
+    one-class for the folds fails here and not at the split), resample sizes at `preprocessing.spacing_mm`,
+    and take `cohort.allow_outside_paths`. `allow_outside` overrides the latter.
+    """
+    cfg = cfg or {}
+    if allow_outside is None:
+        allow_outside = bool(cfg.get("cohort", {}).get("allow_outside_paths", False))
+    target_mm = float(cfg.get("preprocessing", {}).get("spacing_mm", 1.0))
     cohort_dir = Path(cohort_dir)
     manifest = cohort_dir / MANIFEST
     df = read_manifest(cohort_dir)
@@ -186,7 +259,11 @@ def validate_cohort(cohort_dir: str | Path, check_images: bool = True) -> Valida
             if pd.isna(r[col]) or str(r[col]).strip() == "":
                 problems.append(CohortError(f"empty {col} path", pid, manifest))
                 continue
-            path = resolve(cohort_dir, r[col])
+            try:
+                path = resolve_inside(cohort_dir, r[col], pid, allow_outside)
+            except CohortError as exc:
+                problems.append(exc)
+                continue
             files[col] = path
             if path in seen_files and seen_files[path] != pid:
                 problems.append(CohortError(f"file is also listed for patient {seen_files[path]}", pid, path))
@@ -197,14 +274,20 @@ def validate_cohort(cohort_dir: str | Path, check_images: bool = True) -> Valida
             problems.append(exc)
             scar = None
         if check_images and len(files) == len(FILE_COLUMNS):
-            exam_problems, n = check_exam(pid, files, scar, manifest)
+            exam_warnings: list[str] = []
+            exam_problems, n = check_exam(pid, files, scar, manifest, warnings=exam_warnings,
+                                          target_spacing_mm=target_mm)
             problems.extend(exam_problems)
+            report.warnings.extend(f"patient {pid}: {w}" for w in exam_warnings)
             slices.update({f"{pid}:{k}": v for k, v in n.items()})
+    if not problems and "splits" in cfg:
+        problems.extend(_check_splittable(df, cfg, manifest))
     if problems:
         raise CohortValidationError(problems, cohort_dir)
     report.n_patients = len(df)
-    report.n_internal = int((df["cohort"] == "internal").sum())
-    report.n_external = int((df["cohort"] == "external").sum())
+    roles = df["cohort"].map(cohort_role)  # issue 12: external:<name> counts as external
+    report.n_internal = int((roles == "internal").sum())
+    report.n_external = int((roles == "external").sum())
     report.n_lge_positive = int(df["lge"].astype(float).sum())
     report.centers = sorted(df["center"].astype(str).unique())
     report.center_slugs = sorted({slugify(c) for c in report.centers})

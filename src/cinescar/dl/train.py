@@ -314,6 +314,8 @@ def train_fold(
         gc = dl_cfg.get("gradcam", {})
         chosen = scar_positive_test(preds, index, int(gc.get("n_images", 4)))
         pngs = []
+        for stale in gradcam_dir.glob("*.png"):  # this job's own folder: no overlay of an earlier run survives
+            stale.unlink()
         if len(chosen):
             sub = index.set_index("image_id").loc[chosen["image_id"]].reset_index()
             images, masks = load_arrays(sub, store_root)

@@ -16,8 +16,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-COLORS = {"radiomics": "#1f77b4", "dl": "#ff7f0e", "fusion": "#2ca02c"}
-LABELS = {"radiomics": "Radiomics", "dl": "DL", "fusion": "DL-Radiomics"}
+from cinescar.models import MODEL_COLORS as COLORS  # noqa: E402
+from cinescar.models import MODEL_LABELS as LABELS  # noqa: E402
+
 COHORT_TITLES = {"val": "validation", "test": "internal test cohort", "external": "external cohort"}
 
 
@@ -29,12 +30,14 @@ def roc_figure(roc: pd.DataFrame, metrics: pd.DataFrame, final_models: dict, coh
         r = roc[(roc["model"] == model) & (roc["cohort"] == cohort)]
         if r.empty:
             continue
+        op = info.get("operating_point", "validation")
         m = metrics[(metrics["model"] == model) & (metrics["fold"] == info["fold"]) & (metrics["cohort"] == cohort)
-                    & (metrics["operating_point"] == "validation")]  # fmt: skip
+                    & (metrics["operating_point"] == op)]  # fmt: skip
         auc = f" AUC {m['auc'].iloc[0]:.2f}" if len(m) else ""
         color = COLORS.get(model)
+        which = "mean of folds" if int(info["fold"]) < 0 else f"fold {info['fold']}"
         ax.fill_between(r["fpr"], r["tpr_low"], r["tpr_high"], color=color, alpha=0.15, lw=0)
-        ax.plot(r["fpr"], r["tpr"], color=color, lw=2, label=f"{LABELS.get(model, model)} (fold {info['fold']}){auc}")
+        ax.plot(r["fpr"], r["tpr"], color=color, lw=2, label=f"{LABELS.get(model, model)} ({which}){auc}")
         if len(m):
             ax.plot(1 - m["specificity"].iloc[0], m["sensitivity"].iloc[0], "o", color=color, ms=7, mec="k")
     ax.set_xlabel("1 − specificity (scar-free patients called positive)")
@@ -51,7 +54,7 @@ def roc_figure(roc: pd.DataFrame, metrics: pd.DataFrame, final_models: dict, coh
 
 def fold_auc_figure(metrics: pd.DataFrame, cohort: str = "test") -> Figure:
     """Per-fold patient-level AUC (with DeLong CI) of the three models: the spread of Table 3."""
-    m = metrics[(metrics["cohort"] == cohort) & (metrics["operating_point"] == "validation")]
+    m = metrics[(metrics["cohort"] == cohort) & (metrics["operating_point"] == "validation") & (metrics["fold"] >= 0)]
     fig, ax = plt.subplots(figsize=(6.0, 3.4), dpi=110)
     models = list(dict.fromkeys(m["model"]))
     width = 0.8 / max(len(models), 1)
@@ -77,3 +80,64 @@ def to_base64_png(fig: Figure) -> str:
     fig.savefig(buf, format="png")
     plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _color(model: str, i: int) -> str:
+    return COLORS.get(model) or plt.get_cmap("tab10")(i % 10)
+
+
+def cohort_title(cohort: str) -> str:
+    """'external:Rome' -> 'external cohort Rome'; the fixed cohorts by COHORT_TITLES."""
+    if cohort.startswith("external:"):
+        return f"external cohort {cohort.split(':', 1)[1]}"
+    return COHORT_TITLES.get(cohort, cohort)
+
+
+def reliability_figure(reliability: pd.DataFrame, calibration: pd.DataFrame, cohort: str) -> Figure:
+    """Reliability curves of the final models on one cohort: observed LGE+ share against mean probability per
+    bin (marker area ∝ patients in the bin), with each model's Brier score and calibration slope in the legend."""
+    fig, ax = plt.subplots(figsize=(5.2, 5.0), dpi=110)
+    ax.plot([0, 1], [0, 1], color="0.7", lw=1, ls="--", label="perfect calibration")
+    r = reliability[reliability["cohort"] == cohort]
+    for i, (model, rm) in enumerate(r.groupby("model", sort=False)):
+        c = calibration[(calibration["model"] == model) & (calibration["cohort"] == cohort)]
+        extra = ""
+        if len(c):
+            slope = c["cal_slope"].iloc[0]
+            extra = f" Brier {c['brier'].iloc[0]:.2f}, slope " + (f"{slope:.2f}" if slope == slope else "–")
+        ax.plot(rm["mean_prob"], rm["observed"], "-o", color=_color(model, i), lw=1.5, ms=3,
+                label=f"{LABELS.get(model, model)}{extra}")  # fmt: skip
+        ax.scatter(rm["mean_prob"], rm["observed"], s=12 * rm["n"], color=_color(model, i), alpha=0.25, lw=0)
+    ax.set_xlabel("mean predicted probability (bin)")
+    ax.set_ylabel("observed share LGE+")
+    ax.set_title(f"Reliability, final models, {cohort_title(cohort)}\nmarker area ∝ patients in the bin",
+                 fontsize=10)  # fmt: skip
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_aspect("equal")
+    ax.legend(loc="upper left", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def decision_figure(curves: pd.DataFrame, cohort: str) -> Figure:
+    """Decision curves of the final models on one cohort against "LGE for all" and "LGE for none"."""
+    d = curves[curves["cohort"] == cohort]
+    fig, ax = plt.subplots(figsize=(6.0, 4.2), dpi=110)
+    if d.empty:
+        return fig
+    first = d[d["model"] == d["model"].iloc[0]]
+    ax.plot(first["threshold"], first["treat_all"], color="k", lw=1.2, ls="--", label="LGE for all")
+    ax.plot(first["threshold"], first["treat_none"], color="0.5", lw=1.2, ls=":", label="LGE for none")
+    for i, (model, dm) in enumerate(d.groupby("model", sort=False)):
+        ax.plot(dm["threshold"], dm["net_benefit"], color=_color(model, i), lw=1.6, label=LABELS.get(model, model))
+    top = float(first["treat_all"].iloc[0])  # ≈ prevalence: no policy beats it at the lowest threshold
+    low = max(-0.2, min(-0.05, float(d["net_benefit"].min()) - 0.02))
+    ax.set_ylim(low, max(0.05, top + 0.05))
+    ax.set_xlabel("threshold probability p_t (LGE scan when p ≥ p_t)")
+    ax.set_ylabel("net benefit")
+    ax.set_title(f"Decision curves, final models, {cohort_title(cohort)}", fontsize=10)
+    ax.axhline(0, color="0.85", lw=0.8)
+    ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig

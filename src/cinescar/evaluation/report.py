@@ -18,13 +18,15 @@ import yaml
 
 from cinescar.config import config_hash
 from cinescar.versions import package_versions
+from cinescar.evaluation.report_evidence import evidence_html, headline_html
 from cinescar.evaluation.plots import LABELS, fold_auc_figure, roc_figure, to_base64_png
 
 log = logging.getLogger(__name__)
 METRIC_NAMES = {"cutoff": "Cut-off", "sensitivity": "Sensitivity", "specificity": "Specificity",
                 "ppv": "Precision (PPV)", "npv": "NPV", "accuracy": "Accuracy", "auc": "AUC",
                 "spared_scar_free": "Scar-free patients spared LGE", "spared_all": "All patients spared LGE"}
-OP_NAMES = {"validation": "cut-off from validation patients",
+OP_NAMES = {"pooled": "cut-off from the pooled out-of-fold validation patients (default)",
+            "validation": "cut-off from each fold's own validation patients",
             "optimistic": "OPTIMISTIC: cut-off chosen on this cohort itself (paper's variant)"}
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;
@@ -33,6 +35,7 @@ h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-to
 table{border-collapse:collapse;font-size:.85em;margin:.6em 0}
 th,td{border:1px solid #ddd;padding:.25em .5em;text-align:right}th{background:#f3f3f3}
 td:first-child,th:first-child{text-align:left}
+.headline{background:#eef4fb;border:1px solid #9bbbe0;padding:.6em 1em;margin:1em 0}
 .note{color:#555;font-size:.9em}.optimistic{background:#fff3cd;padding:.5em;border-left:4px solid #e0a800}
 figure{display:inline-block;margin:.5em}figcaption{font-size:.8em;color:#555;max-width:320px}
 pre{background:#f6f6f6;padding:.8em;font-size:.8em;overflow-x:auto}
@@ -97,10 +100,18 @@ def _file_b64(path: Path) -> str:
 
 
 def gradcam_examples(gradcam_dir: str | Path | None, n: int, prefer_fold: int | None = None) -> list[Path]:
-    """Up to n Grad-CAM PNGs, those of the final DL model's fold first, then the other folds, sorted by name."""
+    """Up to n Grad-CAM PNGs, those of the final DL model's fold first, then the other folds, sorted by name.
+
+    Only the PNGs a training job declared in its fold's `done.json` are shown: a PNG left over from an earlier
+    run (other test patients, another model) is not this run's evidence.
+    """
     if not gradcam_dir or n <= 0 or not Path(gradcam_dir).is_dir():
         return []
-    files = sorted(Path(gradcam_dir).rglob("*.png"))
+    files = []
+    for done in sorted(Path(gradcam_dir).glob("fold*/done.json")):
+        declared = json.loads(done.read_text(encoding="utf-8")).get("images", [])
+        files += [done.parent / name for name in declared if (done.parent / name).is_file()]
+    files = sorted(files)
     if prefer_fold is not None:
         first = [f for f in files if f"fold{prefer_fold}" in f.parts]
         files = first + [f for f in files if f not in first]
@@ -162,10 +173,21 @@ def build_report(
                      "as the paper's code did; they overstate what a screening test would reach on new "
                      "patients.</p>")  # fmt: skip
 
+    # --- headline box (issue 12b): cohorts, prevalence, optimistic numbers, clinical comparison, utility
+    parts.append(headline_html(ev_dir, out_html))
+
     # --- headline: final models
     parts.append("<h2>Final models</h2>")
-    parts.append("<p>For each model, the fold with the highest internal-test AUC (the paper's rule): "
-                 + ", ".join(f"{LABELS.get(m, m)} fold {v['fold']}" for m, v in final.items()) + ".</p>")
+    rules = {v.get("rule_label", "fold with the highest internal-test AUC") for v in final.values()}
+    parts.append(f"<p{' class=optimistic' if any(v.get('optimistic') for v in final.values()) else ''}>Final "
+                 f"model of each kind: {html.escape('; '.join(sorted(rules)))} ("
+                 + ", ".join(f"{LABELS.get(m, m)} " + ("folds " + ", ".join(map(str, v["folds"])) if v["fold"] < 0
+                             else f"fold {v['fold']}") for m, v in final.items() if "folds" in v) + ").</p>")
+    summary_early = json.loads((ev_dir / "summary.json").read_text()) if (ev_dir / "summary.json").exists() else {}
+    for note in summary_early.get("models_not_available", {}).values():
+        parts.append(f"<p class='note'>{html.escape(str(note))}</p>")
+    for sentence in summary_early.get("incremental", []):
+        parts.append(f"<p>{html.escape(str(sentence))}</p>")
     final_metrics = _read_csv(ev_dir / "final_metrics.csv")
     table_test = final_metrics[final_metrics["cohort"] == "test"].drop(columns="cohort") if len(final_metrics) \
         else pd.DataFrame()
@@ -175,6 +197,9 @@ def build_report(
         parts.append(_table(_final_table(table_test, op)) if not table_test.empty else "<p>(no data)</p>")
         parts.append(f"<h3>External cohort (paper Table 4) — {html.escape(label)}</h3>")
         parts.append(_table(_final_table(table4, op)))
+
+    # --- evidence (issue 12b): intervals, AUC differences, calibration, clinical utility, subgroups
+    parts.append(evidence_html(ev_dir, level))
 
     # --- ROC curves
     parts.append("<h2>ROC curves</h2><div>")
@@ -252,7 +277,9 @@ def build_report(
 
     # --- provenance
     parts.append("<h2>Provenance</h2><h3>Configuration</h3>")
-    parts.append(f"<pre>{html.escape(yaml.safe_dump(cfg, sort_keys=False, default_flow_style=False))}</pre>")
+    from cinescar.tracking import public  # the report is an MLflow artifact: no credentials, no absolute paths
+
+    parts.append(f"<pre>{html.escape(yaml.safe_dump(public(cfg), sort_keys=False, default_flow_style=False))}</pre>")
     parts.append("<h3>Package versions</h3>")
     versions = package_versions()
     parts.append(_table(pd.DataFrame({"package": list(versions), "version": list(versions.values())})))

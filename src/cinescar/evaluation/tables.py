@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from cinescar.cohort.contract import CLINICAL_CATEGORICAL, CLINICAL_NUMERIC
+from cinescar.cohort.contract import CLINICAL_CATEGORICAL, CLINICAL_NUMERIC, cohort_role, external_name
 from cinescar.errors import CinescarError
 
 CATEGORICAL = [*CLINICAL_CATEGORICAL, "center", "vendor"]
@@ -146,15 +146,53 @@ def cohort_table(patients: pd.DataFrame, section: str, alpha: float = 0.05, deci
 def study_cohort_tables(manifest: pd.DataFrame, splits: dict, alpha: float = 0.05) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Table 1 (internal: all, development, internal test) and Table 2 (external) from the manifest."""
     pid = manifest["patient_id"].astype(str)
-    internal = manifest[manifest["cohort"].astype(str) == "internal"]
+    internal = manifest[manifest["cohort"].map(cohort_role) == "internal"]
     test = manifest[pid.isin(set(splits["test"]))]
     dev = internal[~internal["patient_id"].astype(str).isin(set(splits["test"]))]
     external = manifest[pid.isin(set(splits["external"]))]
     table1 = pd.concat(
         [cohort_table(internal, "All internal patients", alpha), cohort_table(dev, "Development cohort", alpha),
          cohort_table(test, "Internal testing cohort", alpha)], ignore_index=True)  # fmt: skip
-    table2 = cohort_table(external, "External cohort", alpha) if len(external) else pd.DataFrame(columns=TABLE_COLUMNS)
-    return table1, table2
+    if not len(external):
+        return table1, pd.DataFrame(columns=TABLE_COLUMNS)
+    names = external["cohort"].map(external_name)
+    sections = [cohort_table(external, "External cohort", alpha)]
+    if names.nunique() > 1:  # several external cohorts: all together, then each on its own
+        sections = [cohort_table(external, "All external cohorts", alpha)] + [
+            cohort_table(external[names == name], f"External cohort {name}", alpha) for name in sorted(names.unique())]
+    return table1, pd.concat(sections, ignore_index=True)
+
+
+# ----------------------------------------------------------------------------------- intervals in tables
+def format_interval(value: object, low: object, high: object, digits: int = 2) -> str:
+    """`0.80 (0.52–0.95)`; the value alone when the interval is missing; an en dash when the value is."""
+    try:
+        v, lo, hi = float(value), float(low), float(high)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "–"
+    if not np.isfinite(v):
+        return "–"
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return f"{v:.{digits}f}"
+    return f"{v:.{digits}f} ({lo:.{digits}f}–{hi:.{digits}f})"
+
+
+def interval_table(df: pd.DataFrame, metrics: list[str], digits: int = 2,
+                   low: str = "{}_low", high: str = "{}_high") -> pd.DataFrame:  # fmt: skip
+    """Replace each metric column by its `value (low–high)` string; the low/high columns are dropped.
+
+    The CSVs keep the numbers in separate columns; this is only for the report's HTML tables.
+    """
+    out = df.copy()
+    for m in metrics:
+        if m not in out.columns:
+            continue
+        lo_col, hi_col = low.format(m), high.format(m)
+        lows = out[lo_col] if lo_col in out.columns else pd.Series(np.nan, index=out.index)
+        highs = out[hi_col] if hi_col in out.columns else pd.Series(np.nan, index=out.index)
+        out[m] = [format_interval(v, a, b, digits) for v, a, b in zip(out[m], lows, highs, strict=True)]
+        out = out.drop(columns=[c for c in (lo_col, hi_col) if c in out.columns])
+    return out
 
 
 # ------------------------------------------------------------------------------ reproducibility tables

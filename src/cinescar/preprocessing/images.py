@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
+from cinescar.errors import CinescarError
+
 
 @dataclass
 class PreprocessSettings:
@@ -32,10 +34,18 @@ class PreprocessSettings:
 def resample_slice(arr: np.ndarray, spacing_xy: tuple[float, float], target: float,
                    interpolator: int) -> np.ndarray:
     """Resample one 2D slice (rows, cols) to `target` mm pixels with SimpleITK."""
+    from cinescar.cohort.plausibility import MAX_RESAMPLED_SIDE
+
+    size = (arr.shape[1], arr.shape[0])
+    sides = [n * float(s) / target for n, s in zip(size, spacing_xy)]
+    if not all(np.isfinite(v) and v <= MAX_RESAMPLED_SIDE for v in sides):
+        # checked before SimpleITK allocates the output (a wrong header could ask for gigabytes)
+        raise CinescarError(f"a {size[0]} x {size[1]} slice at {spacing_xy[0]:g} x {spacing_xy[1]:g} mm would be "
+                            f"resampled to {sides[0]:.0f} x {sides[1]:.0f} pixels (limit {MAX_RESAMPLED_SIDE}); "
+                            "the image header's spacing is implausible")
     img = sitk.GetImageFromArray(arr.astype(np.float32))
     img.SetSpacing((float(spacing_xy[0]), float(spacing_xy[1])))
-    size = img.GetSize()
-    new_size = [max(1, int(round(n * s / target))) for n, s in zip(size, img.GetSpacing())]
+    new_size = [max(1, int(round(v))) for v in sides]
     out = sitk.Resample(img, new_size, sitk.Transform(), interpolator, img.GetOrigin(), (target, target),
                         img.GetDirection(), 0.0, sitk.sitkFloat32)
     return sitk.GetArrayFromImage(out)

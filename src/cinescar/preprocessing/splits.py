@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
+from cinescar.cohort.contract import cohort_role
 from cinescar.errors import CinescarError
 
 ROLES = ("train", "val", "val_all", "test", "external")
@@ -20,8 +21,9 @@ ROLES = ("train", "val", "val_all", "test", "external")
 
 def make_splits(manifest: pd.DataFrame, test_fraction: float, folds: int, seed: int) -> dict:
     """Split internal patients into test + folds; every part must hold both classes."""
-    internal = manifest[manifest["cohort"] == "internal"].sort_values("patient_id")
-    external = manifest[manifest["cohort"] == "external"].sort_values("patient_id")
+    role = manifest["cohort"].map(cohort_role)  # `external:<name>` cohorts are external too (issue 12)
+    internal = manifest[role == "internal"].sort_values("patient_id")
+    external = manifest[role == "external"].sort_values("patient_id")
     pids = internal["patient_id"].astype(str).to_numpy()
     labels = internal["lge"].astype(float).astype(int).to_numpy()
     counts = {c: int((labels == c).sum()) for c in (0, 1)}

@@ -1,0 +1,393 @@
+"""The evidence a reader weighs: intervals on every number, calibration, clinical utility, subgroups, each
+external cohort on its own, and the headline of the report (issue 12; docs/evaluation.md).
+
+`evidence_tables` is called once by `evaluate_study` after the metrics and the final models are known. It only
+*adds* files; it never changes a cut-off or a probability. Every cut-off it uses is a row of the metrics table
+(set on validation data by screening.py), so test and external patients reach nothing here but the scoring.
+
+Files (under `out`):
+
+| file | content |
+|---|---|
+| `metrics_ci.csv` | every metrics row + `{metric}_low/_high` (stratified bootstrap), and the same rows per named external cohort (`cohort = external:<name>`) |
+| `auc_differences.csv` | every pair of final models per cohort: AUC difference, bootstrap interval, DeLong's p |
+| `calibration.csv` | final models per cohort: Brier (bootstrap interval), calibration intercept and slope (Wald intervals) |
+| `reliability.csv` | reliability curve points (equal-width bins, n per bin) |
+| `decision_curve.csv` | net benefit per threshold, with "LGE for all" and "LGE for none" |
+| `utility.csv` | per final model, cohort and operating point: LGE scans avoided and scar-positive patients missed per 100, with intervals |
+| `subgroups.csv` | final models per cohort × centre / vendor |
+| `evidence.json` | cohort sizes and prevalence per role, optimistic numbers, the clinical comparison, bootstrap cost |
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from scipy.special import expit
+
+from cinescar.cohort.contract import external_name
+from cinescar.errors import CinescarError
+from cinescar.evaluation.bootstrap import (INTERVAL_METRICS, auc_difference_interval, group_seed, percentile_interval,
+                                           screening_intervals, stratified_resamples)  # fmt: skip
+from cinescar.evaluation.calibration import EPS, calibration_summary, reliability_table
+from cinescar.evaluation.decision import decision_curve, thresholds
+from cinescar.evaluation.delong import delong_test
+from cinescar.evaluation.metrics import METRIC_COLUMNS, screening_metrics
+from cinescar.evaluation import screening as scr
+from cinescar.evaluation.screening import OPTIMISTIC, VALIDATION
+from cinescar.evaluation.subgroups import SUBGROUP_COLUMNS, subgroup_metrics
+
+log = logging.getLogger(__name__)
+KEYS = ["model", "fold", "cohort", "operating_point"]
+INTERVAL_COLUMNS = [f"{m}_{s}" for m in INTERVAL_METRICS for s in ("low", "high")]
+EXTERNAL = "external"
+EVALUATED = ("test", EXTERNAL)
+POOLED = getattr(scr, "POOLED", "pooled")
+FINAL_FOLD = getattr(scr, "FINAL_FOLD", -1)
+"""`fold` of the pooled out-of-fold validation rows (cohort val): each development patient scored by the one fold
+model that did not train on it — the evidence behind the pooled cut-off."""
+
+
+# ------------------------------------------------------------------------------------------ cohorts
+def external_names(manifest: pd.DataFrame | None, index: pd.DataFrame | None) -> dict[str, str]:
+    """patient_id → external cohort name ('external' for a plain `external` value), from the manifest or index."""
+    for source in (manifest, index):
+        if source is not None and {"patient_id", "cohort"} <= set(source.columns):
+            pairs = source[["patient_id", "cohort"]].drop_duplicates("patient_id")
+            names = pairs["cohort"].map(external_name)
+            return dict(zip(pairs["patient_id"].astype(str)[names.notna()], names[names.notna()], strict=True))
+    return {}
+
+
+def cohort_labels(names: dict[str, str]) -> list[str]:
+    """The named external cohorts reported on their own (`external:<name>`); none when there is only one."""
+    distinct = sorted(set(names.values()))
+    return [f"{EXTERNAL}:{n}" for n in distinct] if len(distinct) > 1 else []
+
+
+def _select(p: pd.DataFrame, fold: object, cohort: str, names: dict[str, str]) -> pd.DataFrame:
+    """Patients of one fold and cohort label (test, external, val, or external:<name>), sorted by patient."""
+    split = EXTERNAL if cohort.startswith(f"{EXTERNAL}:") else cohort
+    sel = p[(p["fold"].astype(str) == str(fold)) & (p["split"] == split)]
+    if split != cohort:
+        name = cohort.split(":", 1)[1]
+        sel = sel[sel["patient_id"].astype(str).map(names) == name]
+    return sel.sort_values("patient_id")
+
+
+class Resamples:
+    """One stratified resample matrix per set of patients, shared by every model scored on them (paired)."""
+
+    def __init__(self, n_boot: int, seed: int):
+        self.n_boot, self.seed, self._cache = n_boot, seed, {}
+        self.seconds = 0.0
+
+    def get(self, pids: pd.Series, y: np.ndarray) -> np.ndarray:
+        key = "|".join(pids.astype(str))
+        if key not in self._cache:
+            self._cache[key] = stratified_resamples(y, self.n_boot, group_seed(self.seed, key))
+        return self._cache[key]
+
+
+# ------------------------------------------------------------------------------------------ intervals
+def metrics_with_intervals(patients: dict[str, pd.DataFrame], metrics: pd.DataFrame, names: dict[str, str],
+                           res: Resamples, level: float) -> pd.DataFrame:  # fmt: skip
+    """Every metrics row with bootstrap intervals, plus its rows per named external cohort."""
+    labels = cohort_labels(names)
+    rows = []
+    for r in metrics.to_dict("records"):
+        cohorts = [r["cohort"]] + (labels if r["cohort"] == EXTERNAL else [])
+        for cohort in cohorts:
+            pc = _select(patients[r["model"]], r["fold"], cohort, names)
+            if pc.empty:
+                continue
+            y, p = pc["lge"].to_numpy(dtype=int), pc["prob"].to_numpy(dtype=float)
+            row = dict(r) if cohort == r["cohort"] else {
+                **{k: r[k] for k in KEYS}, "cutoff": r["cutoff"], "cohort": cohort,
+                **screening_metrics(y, p, float(r["cutoff"]), ci_level=level)}  # fmt: skip
+            row["avoided_per_100"] = 100.0 * row["spared_all"]
+            row["missed_per_100"] = 100.0 * row["fn"] / row["n_patients"] if row["n_patients"] else np.nan
+            if res.n_boot > 0:
+                row.update(screening_intervals(y, p, float(r["cutoff"]), res.get(pc["patient_id"], y), level))
+            rows.append(row)
+    extra = [c for c in metrics.columns if c not in KEYS + ["cutoff", *METRIC_COLUMNS]]
+    cols = [*KEYS, "cutoff", *METRIC_COLUMNS, "avoided_per_100", "missed_per_100", *INTERVAL_COLUMNS, *extra]
+    return pd.DataFrame(rows).reindex(columns=cols)
+
+
+def auc_differences(patients: dict[str, pd.DataFrame], final: dict[str, dict], cohorts: list[str],
+                    names: dict[str, str], res: Resamples, level: float) -> pd.DataFrame:  # fmt: skip
+    """Every pair of final models on each cohort: AUC_a − AUC_b, bootstrap interval, DeLong's z and p."""
+    rows = []
+    for cohort in cohorts:
+        frames = {m: _select(patients[m], final[m]["fold"], cohort, names).set_index("patient_id") for m in final}
+        frames = {m: f for m, f in frames.items() if not f.empty}
+        for a, b in combinations(frames, 2):
+            ids = frames[a].index.intersection(frames[b].index).sort_values()
+            y = frames[a].loc[ids, "lge"].to_numpy(dtype=int)
+            sa, sb = frames[a].loc[ids, "prob"].to_numpy(float), frames[b].loc[ids, "prob"].to_numpy(float)
+            row = {"cohort": cohort, "model_a": a, "fold_a": final[a]["fold"], "model_b": b,
+                   "fold_b": final[b]["fold"], "n_patients": len(ids), "n_pos": int(y.sum())}  # fmt: skip
+            try:
+                d = delong_test(y, sa, sb)
+                row.update({"auc_a": d.auc_a, "auc_b": d.auc_b, "diff": d.diff, "z": d.z, "p": d.p})
+            except CinescarError as exc:
+                log.warning("AUC difference %s vs %s on %s not tested: %s", a, b, cohort, exc)
+                row.update({"auc_a": np.nan, "auc_b": np.nan, "diff": np.nan, "z": np.nan, "p": np.nan})
+            row["diff_low"] = row["diff_high"] = np.nan
+            if res.n_boot > 0 and 0 < y.sum() < y.size:
+                row["diff_low"], row["diff_high"] = auc_difference_interval(
+                    y, sa, sb, res.get(pd.Series(ids), y), level)
+            rows.append(row)
+    return pd.DataFrame(rows, columns=["cohort", "model_a", "fold_a", "model_b", "fold_b", "n_patients", "n_pos",
+                                       "auc_a", "auc_b", "diff", "diff_low", "diff_high", "z", "p"])
+
+
+# ------------------------------------------------------------------------------------------ calibration
+def _wald_calibration(y: np.ndarray, p: np.ndarray, slope: float, intercept: float, level: float,
+                      slope_intercept: float) -> dict:  # fmt: skip
+    """Wald intervals of the calibration slope (two-parameter fit) and intercept (offset fit), from the
+    observed information of the logistic likelihood (written by hand: scikit-learn gives no standard errors)."""
+    z = stats.norm.ppf(0.5 + level / 2.0)
+    x = np.log(np.clip(p, EPS, 1 - EPS) / (1 - np.clip(p, EPS, 1 - EPS)))
+    out = {"cal_slope_low": np.nan, "cal_slope_high": np.nan, "cal_intercept_low": np.nan, "cal_intercept_high": np.nan}
+    if np.isfinite(intercept):
+        w = expit(intercept + x)
+        se = 1.0 / np.sqrt(np.sum(w * (1 - w)))
+        out["cal_intercept_low"], out["cal_intercept_high"] = intercept - z * se, intercept + z * se
+    if np.isfinite(slope):
+        w = expit(slope_intercept + slope * x)
+        X = np.column_stack([np.ones_like(x), x])
+        cov = np.linalg.pinv(X.T @ (X * (w * (1 - w))[:, None]))
+        se = float(np.sqrt(max(cov[1, 1], 0.0)))
+        out["cal_slope_low"], out["cal_slope_high"] = slope - z * se, slope + z * se
+    return out
+
+
+def calibration_tables(patients: dict[str, pd.DataFrame], final: dict[str, dict], cohorts: list[str],
+                       names: dict[str, str], res: Resamples, level: float,
+                       n_bins: int) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """Calibration summary (with intervals) and reliability points of the final models on each cohort."""
+    summary, curves = [], []
+    for model, info in final.items():
+        for cohort in cohorts:
+            pc = _select(patients[model], info["fold"], cohort, names)
+            if pc.empty:
+                continue
+            y, p = pc["lge"].to_numpy(dtype=int), pc["prob"].to_numpy(dtype=float)
+            row = {"model": model, "fold": info["fold"], "cohort": cohort, **calibration_summary(y, p)}
+            row.update(_wald_calibration(y, p, row["cal_slope"], row["cal_intercept"], level, row.pop("slope_intercept")))
+            row["brier_low"] = row["brier_high"] = np.nan
+            if res.n_boot > 0:
+                idx = res.get(pc["patient_id"], y)
+                lo, hi = percentile_interval(((p[idx] - y[idx]) ** 2).mean(axis=1), level)
+                row["brier_low"], row["brier_high"] = float(lo), float(hi)
+            summary.append(row)
+            curves.append(reliability_table(y, p, n_bins).assign(model=model, fold=info["fold"], cohort=cohort))
+    cols = ["model", "fold", "cohort", "n_patients", "n_pos", "brier", "brier_low", "brier_high", "cal_intercept",
+            "cal_intercept_low", "cal_intercept_high", "cal_slope", "cal_slope_low", "cal_slope_high", "slope_note"]
+    rel_cols = ["model", "fold", "cohort", "bin", "bin_low", "bin_high", "n", "mean_prob", "observed"]
+    rel = pd.concat(curves, ignore_index=True)[rel_cols] if curves else pd.DataFrame(columns=rel_cols)
+    return pd.DataFrame(summary, columns=cols), rel
+
+
+# ------------------------------------------------------------------------------------------ the whole lot
+def _default_op(metrics: pd.DataFrame) -> str:
+    ops = list(dict.fromkeys(metrics["operating_point"])) if len(metrics) else [VALIDATION]
+    return next((o for o in (POOLED, VALIDATION) if o in ops), ops[0])
+
+
+def with_pooled_validation(patients: dict[str, pd.DataFrame], metrics: pd.DataFrame,
+                           level: float) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:  # fmt: skip
+    """Add the pooled out-of-fold validation patients (fold FINAL_FOLD, split val) and their metrics rows at the
+    pooled cut-off, so the cut-off's own validation sensitivity gets its interval beside test and external."""
+    pats, extra = dict(patients), []
+    for model, p in patients.items():
+        pooled = metrics[(metrics["model"] == model) & (metrics["operating_point"] == POOLED)]
+        have = (p["split"] == "val") & (p["fold"].astype(str) == str(FINAL_FOLD))
+        val = p[p["split"] == "val"]
+        if pooled.empty or have.any() or val.empty or val["patient_id"].duplicated().any():
+            continue
+        cut = float(pooled["cutoff"].iloc[0])
+        pats[model] = pd.concat([p, val.assign(fold=FINAL_FOLD)], ignore_index=True)
+        m = screening_metrics(val["lge"].to_numpy(int), val["prob"].to_numpy(float), cut, ci_level=level)
+        extra.append({"model": model, "fold": FINAL_FOLD, "cohort": "val", "operating_point": POOLED, "cutoff": cut, **m})
+    return pats, pd.concat([metrics, pd.DataFrame(extra)], ignore_index=True) if extra else metrics
+
+
+def cohort_sizes(patients: dict[str, pd.DataFrame], names: dict[str, str]) -> list[dict]:
+    """Patients, LGE+ and prevalence per role: development (validated once each), internal test, each external."""
+    p = next(iter(patients.values()))
+    first = p.drop_duplicates(["split", "patient_id"])
+    out = []
+    role_names = {"val": "development (out-of-fold validation)", "test": "internal test"}
+    for split, label in role_names.items():
+        g = first[first["split"] == split]
+        if len(g):
+            out.append({"role": label, "cohort": split, "n_patients": int(len(g)), "n_pos": int(g["lge"].sum())})
+    ext = first[first["split"] == EXTERNAL]
+    for name in sorted(set(names.values())) or ([EXTERNAL] if len(ext) else []):
+        g = ext[ext["patient_id"].astype(str).map(names).fillna(EXTERNAL) == name]
+        if len(g):
+            label = "external" if name == EXTERNAL else f"external: {name}"
+            cohort = EXTERNAL if len(set(names.values())) <= 1 else f"{EXTERNAL}:{name}"
+            out.append({"role": label, "cohort": cohort, "n_patients": int(len(g)), "n_pos": int(g["lge"].sum())})
+    for r in out:
+        r["prevalence"] = r["n_pos"] / r["n_patients"]
+    return out
+
+
+def optimistic_numbers(metrics: pd.DataFrame, final: dict[str, dict]) -> list[str]:
+    """Which reported numbers are optimistic, in words, for the headline box."""
+    notes = ["validation rows (cohort val): the cut-off was set on these very patients"]
+    if (metrics["operating_point"] == OPTIMISTIC).any():
+        notes.append("rows labelled optimistic: cut-off chosen on the evaluated cohort itself (paper's variant)")
+    on_test = [m for m, v in final.items() if "test" in str(v.get("rule", "")).lower()]
+    if on_test:
+        notes.append("final-model numbers on the internal test cohort of " + ", ".join(on_test)
+                     + ": the final model was chosen on that cohort")
+    return notes
+
+
+def clinical_comparison(diffs: pd.DataFrame, models: list[str]) -> list[dict]:
+    """Combined (image + clinical) model vs the clinical one, per image model and cohort, in one sentence each.
+
+    Model roles come from `cinescar.models` (issue 12's one home of model names) when it defines them; without
+    a clinical model the list is empty and the report says the comparison is not available.
+    """
+    try:
+        from cinescar import models as model_names
+    except ImportError:
+        model_names = None
+    clinical = getattr(model_names, "CLINICAL", "clinical")
+    combined = getattr(model_names, "COMBINED", None)  # {image model: combined model}
+    if not isinstance(combined, dict):
+        combined = {m.removesuffix("_clinical"): m for m in models if m.endswith("_clinical") and m != clinical}
+    if clinical not in models:
+        return []
+    out = []
+    for image, comb in combined.items():
+        for r in diffs.to_dict("records"):
+            pair = {r["model_a"], r["model_b"]}
+            if pair != {comb, clinical}:
+                continue
+            sign = 1.0 if r["model_a"] == comb else -1.0
+            diff, lo, hi = sign * r["diff"], sign * (r["diff_low"] if sign > 0 else r["diff_high"]), \
+                sign * (r["diff_high"] if sign > 0 else r["diff_low"])  # fmt: skip
+            added = bool(np.isfinite(lo) and lo > 0)
+            out.append({"image_model": image, "combined_model": comb, "clinical_model": clinical,
+                        "cohort": r["cohort"], "n_patients": r["n_patients"], "diff": diff, "diff_low": lo,
+                        "diff_high": hi, "p": r["p"], "images_added": added})  # fmt: skip
+    return out
+
+
+def evidence_tables(patients: dict[str, pd.DataFrame], metrics: pd.DataFrame, final: dict[str, dict],
+                    manifest: pd.DataFrame | None, index: pd.DataFrame | None, cfg: dict,
+                    out: str | Path) -> dict[str, Path]:  # fmt: skip
+    """Write the evidence files listed in the module docstring; returns {name: path}."""
+    ev = cfg.get("evaluation", {})
+    level = float(ev.get("ci_level", 0.95))
+    n_boot = int(ev.get("n_bootstrap", 1000))
+    dc = ev.get("decision_curve", {})
+    grid = thresholds(float(dc.get("start", 0.01)), float(dc.get("stop", 0.6)), float(dc.get("step", 0.01)))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = external_names(manifest, index)
+    cohorts = [*EVALUATED, *cohort_labels(names)]
+    res = Resamples(n_boot, int(cfg.get("seed", 0)))
+    op = _default_op(metrics)
+    patients, metrics = with_pooled_validation(patients, metrics, level)
+
+    t0 = time.process_time()
+    mci = metrics_with_intervals(patients, metrics, names, res, level)
+    t_metrics = time.process_time() - t0
+    diffs = auc_differences(patients, final, cohorts, names, res, level)
+    dev_cohorts = ["val", *cohorts]  # val: pooled out-of-fold (mean rule) or the final fold's validation patients
+    calib, rel = calibration_tables(patients, final, dev_cohorts, names, res, level, int(ev.get("reliability_bins", 5)))
+
+    curves, subgroups = [], []
+    attrs = manifest[["patient_id", "center", "vendor"]].assign(patient_id=lambda d: d["patient_id"].astype(str)) \
+        if manifest is not None and {"center", "vendor"} <= set(manifest.columns) else None  # fmt: skip
+    for model, info in final.items():
+        for cohort in dev_cohorts:
+            pc = _select(patients[model], info["fold"], cohort, names)
+            if pc.empty:
+                continue
+            y, p = pc["lge"].to_numpy(dtype=int), pc["prob"].to_numpy(dtype=float)
+            curves.append(decision_curve(y, p, grid).assign(model=model, fold=info["fold"], cohort=cohort))
+            row = mci[(mci["model"] == model) & (mci["fold"].astype(str) == str(info["fold"]))
+                      & (mci["cohort"] == cohort) & (mci["operating_point"] == op)]  # fmt: skip
+            if attrs is not None and len(row) and y.min() != y.max():
+                sg = subgroup_metrics(pc[["patient_id", "lge", "prob"]].assign(patient_id=lambda d: d["patient_id"].astype(str)),
+                                      attrs, float(row["cutoff"].iloc[0]), n_boot, level,
+                                      group_seed(int(cfg.get("seed", 0)), model, cohort))  # fmt: skip
+                subgroups.append(sg.assign(model=model, fold=info["fold"], cohort=cohort))
+    t_total = time.process_time() - t0
+
+    is_final = pd.Series(False, index=mci.index)
+    for model, info in final.items():
+        is_final |= (mci["model"] == model) & (mci["fold"].astype(str) == str(info["fold"]))
+    utility = mci[is_final & mci["cohort"].isin(dev_cohorts)][
+        [*KEYS, "cutoff", "n_patients", "n_pos", "avoided_per_100", "avoided_per_100_low", "avoided_per_100_high",
+         "missed_per_100", "missed_per_100_low", "missed_per_100_high", "sensitivity", "sensitivity_low",
+         "sensitivity_high", "specificity", "specificity_low", "specificity_high"]]
+    dcols = ["model", "fold", "cohort", "threshold", "net_benefit", "treat_all", "treat_none", "scanned_per_100"]
+    frames = {
+        "metrics_ci": mci, "auc_differences": diffs, "calibration": calib, "reliability": rel, "utility": utility,
+        "decision_curve": pd.concat(curves, ignore_index=True)[dcols] if curves else pd.DataFrame(columns=dcols),
+        "subgroups": pd.concat(subgroups, ignore_index=True)[["model", "fold", "cohort", *SUBGROUP_COLUMNS]]
+        if subgroups else pd.DataFrame(columns=["model", "fold", "cohort", *SUBGROUP_COLUMNS]),
+    }  # fmt: skip
+    files: dict[str, Path] = {}
+    for name, df in frames.items():
+        files[name] = out / f"{name}.csv"
+        df.to_csv(files[name], index=False)
+    headline = {
+        "cohorts": cohort_sizes(patients, names),
+        "external_cohorts": sorted(set(names.values())),
+        "default_operating_point": op,
+        "optimistic": optimistic_numbers(metrics, final),
+        "clinical_comparison": clinical_comparison(diffs, list(final)),
+        "bootstrap": {"n_bootstrap": n_boot, "level": level, "cpu_seconds_metric_intervals": round(t_metrics, 3),
+                      "cpu_seconds_evidence_total": round(t_total, 3), "metrics_rows": int(len(mci)),
+                      "patient_sets": len(res._cache)},  # fmt: skip
+    }
+    files["evidence"] = out / "evidence.json"
+    files["evidence"].write_text(json.dumps(headline, indent=2, default=float))
+    log.info("evidence: %d metric rows with %d bootstrap replicates in %.2f s (all evidence %.2f s)", len(mci),
+             n_boot, t_metrics, t_total)  # fmt: skip
+    log_evidence_to_mlflow(cfg, calib, utility, diffs)
+    return files
+
+
+def _mlflow_name(*parts: object) -> str:
+    return ".".join(str(p).replace(":", "_").replace(" ", "_") for p in parts)
+
+
+def log_evidence_to_mlflow(cfg: dict, calib: pd.DataFrame, utility: pd.DataFrame, diffs: pd.DataFrame) -> None:
+    """Calibration, utility per 100 and AUC differences of the final models as MLflow metrics (stage=evaluation)."""
+    from cinescar import tracking
+
+    flat: dict[str, float] = {}
+    for r in calib.to_dict("records"):
+        for k in ("brier", "cal_intercept", "cal_slope"):
+            flat[_mlflow_name("final", r["model"], r["cohort"], k)] = r[k]
+    for r in utility.to_dict("records"):
+        for k in ("avoided_per_100", "avoided_per_100_low", "avoided_per_100_high", "missed_per_100",
+                  "missed_per_100_low", "missed_per_100_high"):  # fmt: skip
+            flat[_mlflow_name("final", r["model"], r["cohort"], r["operating_point"], k)] = r[k]
+    for r in diffs.to_dict("records"):
+        for k in ("diff", "diff_low", "diff_high", "p"):
+            flat[_mlflow_name("final", f"{r['model_a']}-{r['model_b']}", r["cohort"], f"auc_{k}")] = r[k]
+    flat = {k: float(v) for k, v in flat.items() if v is not None and np.isfinite(v)}
+    with tracking.start_run(cfg, "evidence", tags={"stage": "evaluation"}) as run:
+        items = list(flat.items())
+        for start in range(0, len(items), 500):
+            run.log_metrics(dict(items[start:start + 500]))

@@ -1,0 +1,238 @@
+"""The report's headline box and its evidence sections (intervals, calibration, clinical utility, subgroups,
+external cohorts, AUC differences), as HTML fragments that `report.build_report` places.
+
+Kept apart from report.py so the page layout and these sections change independently. Every number is read
+from the files of `evaluation.evidence` (results/evaluation/); a file that does not exist yet (an older run)
+gives a sentence saying so, never a crash.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from cinescar.evaluation.plots import LABELS, cohort_title, decision_figure, reliability_figure, to_base64_png
+from cinescar.evaluation.tables import format_interval, interval_table
+
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "evaluation.md"
+INTERVAL_NAMES = {"sensitivity": "Sensitivity", "specificity": "Specificity", "ppv": "PPV", "npv": "NPV",
+                  "accuracy": "Accuracy", "auc": "AUC (DeLong)", "avoided_per_100": "LGE avoided /100",
+                  "missed_per_100": "Scar missed /100"}  # fmt: skip
+COHORT_ORDER = {"val": 0, "test": 1, "external": 2}
+
+
+def _read(ev_dir: Path, name: str) -> pd.DataFrame:
+    path = ev_dir / name
+    if not path.exists() or path.stat().st_size == 0:
+        return pd.DataFrame()
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
+def _cohort_name(cohort: str, final_fold: int | None = None) -> str:
+    if cohort == "val":
+        return "development (out of fold)" if final_fold is not None and final_fold < 0 else "validation (final fold)"
+    return cohort_title(cohort)
+
+
+def _sorted(df: pd.DataFrame) -> pd.DataFrame:
+    key = df["cohort"].map(lambda c: COHORT_ORDER.get(c, 3)).astype(int)
+    return df.assign(_k=key).sort_values(["_k", "cohort"], kind="stable").drop(columns="_k")
+
+
+def _final_rows(df: pd.DataFrame, final: dict, op: str | None = None) -> pd.DataFrame:
+    if df.empty:
+        return df
+    keep = pd.Series(False, index=df.index)
+    for model, info in final.items():
+        keep |= (df["model"] == model) & (df["fold"].astype(str) == str(info["fold"]))
+    if op is not None and "operating_point" in df.columns:
+        keep &= df["operating_point"] == op
+    return df[keep]
+
+
+def docs_link(out_html: Path) -> str:
+    """A link to docs/evaluation.md relative to the report when both sit in one repository; else its name."""
+    try:
+        rel = os.path.relpath(DOCS, Path(out_html).resolve().parent)
+    except ValueError:
+        rel = None
+    if DOCS.exists() and rel is not None and not rel.startswith("../" * 4):
+        return f"<a href='{html.escape(rel)}#reading-the-report-tripodai'>docs/evaluation.md</a>"
+    return "<code>docs/evaluation.md</code> (section “Reading the report: TRIPOD+AI”)"
+
+
+def headline_html(ev_dir: str | Path, out_html: str | Path) -> str:
+    """The box at the top: cohorts and prevalence per role, optimistic numbers, clinical comparison, utility."""
+    ev_dir = Path(ev_dir)
+    path = ev_dir / "evidence.json"
+    if not path.exists():
+        return "<div class='headline'><p>(no evidence.json: intervals and the headline need a newer evaluation)</p></div>"
+    ev = json.loads(path.read_text())
+    final = json.loads((ev_dir / "final_models.json").read_text()) if (ev_dir / "final_models.json").exists() else {}
+    summary = json.loads((ev_dir / "summary.json").read_text()) if (ev_dir / "summary.json").exists() else {}
+    level = float(ev.get("bootstrap", {}).get("level", 0.95))
+    parts = ["<div class='headline'><h2 style='margin-top:0'>At a glance</h2>"]
+    sizes = pd.DataFrame(ev.get("cohorts", []))
+    if len(sizes):
+        sizes = sizes.assign(prevalence=[f"{100 * p:.0f} %" for p in sizes["prevalence"]])
+        sizes = sizes.rename(columns={"role": "Cohort", "n_patients": "Patients", "n_pos": "LGE+",
+                                      "prevalence": "Prevalence"})[["Cohort", "Patients", "LGE+", "Prevalence"]]
+        parts.append(sizes.to_html(index=False, escape=True, border=0))
+    # clinical comparison: does adding the images to the clinical variables add discrimination?
+    comp = pd.DataFrame(ev.get("clinical_comparison", []))
+    parts.append("<p><b>Do the images add to the clinical variables?</b> ")
+    if comp.empty:
+        notes = summary.get("models_not_available", {}) or {}
+        why = "; ".join(str(v) for v in notes.values()) if notes else "no clinical and combined models in this run"
+        parts.append(f"Not answered here: {html.escape(why)}.</p>")
+    else:
+        parts.append(f"AUC of each combined (image + clinical) model minus the clinical model's, {level:.0%} "
+                     "bootstrap interval, DeLong's p.</p>")  # fmt: skip
+        comp = _sorted(comp)
+        comp["Cohort"] = comp["cohort"].map(_cohort_name)
+        comp["Image model"] = comp["image_model"].map(lambda m: LABELS.get(m, m))
+        comp["ΔAUC vs clinical"] = [format_interval(d, lo, hi) for d, lo, hi in
+                                    zip(comp["diff"], comp["diff_low"], comp["diff_high"], strict=True)]  # fmt: skip
+        comp["p"] = comp["p"].map(lambda p: "–" if p != p else ("<0.001" if p < 0.001 else f"{p:.3f}"))
+        comp["Images added discrimination?"] = comp["images_added"].map(
+            lambda a: "yes (interval above 0)" if a else "not shown")
+        parts.append(comp[["Image model", "Cohort", "n_patients", "ΔAUC vs clinical", "p",
+                           "Images added discrimination?"]].to_html(index=False, escape=True, border=0))
+    for sentence in summary.get("incremental", []):
+        parts.append(f"<p class='note'>{html.escape(str(sentence))}</p>")
+    # utility of the shipped (final) models at the default operating point
+    util = _final_rows(_read(ev_dir, "utility.csv"), final, ev.get("default_operating_point"))
+    if len(util):
+        util = _sorted(util[util["cohort"] != "val"])
+        util = util.assign(Model=util["model"].map(lambda m: LABELS.get(m, m)), Cohort=util["cohort"].map(_cohort_name),
+                           **{"LGE scans avoided /100": [format_interval(v, a, b, 0) for v, a, b in zip(
+                               util["avoided_per_100"], util["avoided_per_100_low"], util["avoided_per_100_high"],
+                               strict=True)],
+                              "Scar-positive missed /100": [format_interval(v, a, b, 0) for v, a, b in zip(
+                                  util["missed_per_100"], util["missed_per_100_low"], util["missed_per_100_high"],
+                                  strict=True)]})  # fmt: skip
+        parts.append("<p><b>Per 100 patients</b> at the default cut-off (final models; cohort prevalence as above):</p>")
+        parts.append(util[["Model", "Cohort", "n_patients", "LGE scans avoided /100", "Scar-positive missed /100"]]
+                     .to_html(index=False, escape=True, border=0))
+    opt = ev.get("optimistic", [])
+    if opt:
+        parts.append("<p class='optimistic'><b>Optimistic numbers</b> (they overstate what new patients would "
+                     "see): " + "; ".join(html.escape(o) for o in opt) + ".</p>")
+    names = ev.get("external_cohorts", [])
+    if names:
+        parts.append(f"<p>External cohorts, each reported on its own: {html.escape(', '.join(names))}.</p>")
+    parts.append(f"<p class='note'>Every number carries a {level:.0%} interval: stratified patient-level "
+                 f"bootstrap ({int(ev.get('bootstrap', {}).get('n_bootstrap', 0))} replicates) or DeLong (AUC). "
+                 f"What this report covers of TRIPOD+AI, and what it does not: {docs_link(Path(out_html))}.</p></div>")
+    return "".join(parts)
+
+
+def evidence_html(ev_dir: str | Path, level: float) -> str:
+    """Sections: intervals of the final models, AUC differences, calibration, clinical utility, subgroups."""
+    from cinescar.evaluation.report import _fmt_p, _img, _table
+
+    ev_dir = Path(ev_dir)
+    if not (ev_dir / "evidence.json").exists():
+        return ""
+    ev = json.loads((ev_dir / "evidence.json").read_text())
+    final = json.loads((ev_dir / "final_models.json").read_text())
+    op = ev.get("default_operating_point")
+    parts = []
+
+    mci = _final_rows(_read(ev_dir, "metrics_ci.csv"), final)
+    parts.append("<h2>Final models with intervals</h2>")
+    parts.append(f"<p class='note'>{level:.0%} intervals: stratified patient-level bootstrap, AUC by DeLong. "
+                 "Development = the pooled out-of-fold validation patients on which the cut-off was set "
+                 "(optimistic for that reason). An interval 1.00 (1.00–1.00) or 0.00 (0.00–0.00) means every "
+                 "patient of that class fell on one side: the bootstrap cannot see beyond the patients it has.</p>")
+    if len(mci):
+        auc = mci.rename(columns={"auc_ci_low": "auc_low", "auc_ci_high": "auc_high"})
+        t = interval_table(auc, list(INTERVAL_NAMES))
+        for o, g in t.groupby("operating_point", sort=False):
+            g = _sorted(g).assign(model=lambda d: d["model"].map(lambda m: LABELS.get(m, m)),
+                                  cohort=lambda d: [_cohort_name(c, int(f)) for c, f in zip(d["cohort"], d["fold"],
+                                                                                           strict=True)])
+            parts.append(f"<h3>Operating point: {html.escape(str(o))}</h3>")
+            parts.append(_table(g[["model", "cohort", "n_patients", "n_pos", "cutoff", *INTERVAL_NAMES]]
+                                .rename(columns=INTERVAL_NAMES), digits=3))  # fmt: skip
+    diffs = _read(ev_dir, "auc_differences.csv")
+    parts.append("<h3>AUC differences between final models</h3>")
+    if len(diffs):
+        d = _sorted(diffs).assign(model_a=lambda x: x["model_a"].map(lambda m: LABELS.get(m, m)),
+                                  model_b=lambda x: x["model_b"].map(lambda m: LABELS.get(m, m)),
+                                  cohort=lambda x: x["cohort"].map(_cohort_name))
+        d["ΔAUC (a − b)"] = [format_interval(v, lo, hi, 3) for v, lo, hi in
+                             zip(d["diff"], d["diff_low"], d["diff_high"], strict=True)]  # fmt: skip
+        parts.append(_table(d[["cohort", "model_a", "model_b", "n_patients", "auc_a", "auc_b", "ΔAUC (a − b)", "p"]],
+                            {"p": _fmt_p}, digits=3))  # fmt: skip
+    else:
+        parts.append("<p class='note'>(no data)</p>")
+
+    calib = _read(ev_dir, "calibration.csv")
+    rel = _read(ev_dir, "reliability.csv")
+    parts.append("<h2>Calibration</h2><p class='note'>Brier score (bootstrap interval); calibration intercept "
+                 "(logistic recalibration with logit(p) as offset; 0 ideal, &lt; 0: probabilities too high) and "
+                 "slope (two-parameter fit; 1 ideal, &lt; 1: too extreme), Wald intervals. Data: calibration.csv, "
+                 "reliability.csv.</p>")
+    if len(calib):
+        c = _sorted(calib)
+        c = c.assign(model=c["model"].map(lambda m: LABELS.get(m, m)),
+                     cohort=[_cohort_name(x, int(f)) for x, f in zip(c["cohort"], c["fold"], strict=True)])
+        c = interval_table(c, ["brier", "cal_intercept", "cal_slope"])
+        parts.append(_table(c[["model", "cohort", "n_patients", "n_pos", "brier", "cal_intercept", "cal_slope",
+                               "slope_note"]]))
+        parts.append("<div>")
+        for cohort in _sorted(calib.drop_duplicates("cohort"))["cohort"]:
+            if cohort == "val":
+                continue
+            fig = reliability_figure(rel, calib, cohort)
+            parts.append(f"<figure>{_img(to_base64_png(fig), f'reliability {cohort}')}</figure>")
+        parts.append("</div>")
+
+    dc = _read(ev_dir, "decision_curve.csv")
+    util = _final_rows(_read(ev_dir, "utility.csv"), final)
+    parts.append("<h2>Clinical utility</h2><p class='note'>Decision curves: net benefit of an LGE scan for "
+                 "patients with p ≥ p<sub>t</sub>, against scanning everyone and no one (Vickers &amp; Elkin 2006); "
+                 "they read probabilities as risks, so read them with the calibration above. Per 100 patients at the "
+                 "cut-off: LGE scans avoided (patients called negative) and scar-positive patients among them "
+                 "(missed), on each cohort's own prevalence. Data: decision_curve.csv, utility.csv.</p>")
+    if len(util):
+        u = _sorted(util)
+        u = u.assign(model=u["model"].map(lambda m: LABELS.get(m, m)),
+                     cohort=[_cohort_name(x, int(f)) for x, f in zip(u["cohort"], u["fold"], strict=True)])
+        u = interval_table(u, ["avoided_per_100", "missed_per_100", "sensitivity", "specificity"])
+        u = u.rename(columns={"avoided_per_100": "LGE avoided /100", "missed_per_100": "Scar missed /100",
+                              "specificity": "Specificity (scar-free spared)"})
+        parts.append(_table(u[["model", "cohort", "operating_point", "cutoff", "n_patients", "LGE avoided /100",
+                               "Scar missed /100", "sensitivity", "Specificity (scar-free spared)"]], digits=3))
+    if len(dc):
+        parts.append("<div>")
+        for cohort in _sorted(dc.drop_duplicates("cohort"))["cohort"]:
+            if cohort == "val":
+                continue
+            parts.append(f"<figure>{_img(to_base64_png(decision_figure(dc, cohort)), f'decision curve {cohort}')}"
+                         "</figure>")
+        parts.append("</div>")
+
+    sg = _read(ev_dir, "subgroups.csv")
+    parts.append(f"<h2>Subgroups: centre and vendor</h2><p class='note'>Final models at the {html.escape(str(op))} "
+                 "cut-off; metrics only where a subgroup holds both LGE classes; n always. AUC interval by DeLong, "
+                 "sensitivity/specificity by bootstrap. Data: subgroups.csv.</p>")
+    if len(sg):
+        s = _sorted(sg)
+        s = s.assign(model=s["model"].map(lambda m: LABELS.get(m, m)),
+                     cohort=[_cohort_name(x, int(f)) for x, f in zip(s["cohort"], s["fold"], strict=True)])
+        s = interval_table(s.rename(columns={"auc_ci_low": "auc_low", "auc_ci_high": "auc_high"}),
+                           ["auc", "sensitivity", "specificity"])
+        parts.append(_table(s[["model", "cohort", "variable", "level", "n_patients", "n_pos", "auc", "sensitivity",
+                               "specificity", "note"]]))
+    else:
+        parts.append("<p class='note'>(no subgroup holds both classes, or no manifest)</p>")
+    return "".join(parts)
