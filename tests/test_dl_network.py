@@ -113,11 +113,12 @@ def test_same_seed_same_weights_whatever_the_worker_count():
 def test_best_epoch_rule():
     from cinescar.dl.train import better
 
+    # the paper's accuracy rule stays available (the default is the validation AUC: tests/test_dl_selection.py)
     e0 = {"epoch": 0, "val_acc": 0.75, "val_loss": 0.6}
-    assert better({"epoch": 1, "val_acc": 0.80, "val_loss": 0.9}, e0)
-    assert better({"epoch": 1, "val_acc": 0.75, "val_loss": 0.5}, e0)
-    assert not better({"epoch": 1, "val_acc": 0.75, "val_loss": 0.6}, e0)
-    assert not better({"epoch": 1, "val_acc": 0.70, "val_loss": 0.1}, e0)
+    assert better({"epoch": 1, "val_acc": 0.80, "val_loss": 0.9}, e0, "val_acc")
+    assert better({"epoch": 1, "val_acc": 0.75, "val_loss": 0.5}, e0, "val_acc")
+    assert not better({"epoch": 1, "val_acc": 0.75, "val_loss": 0.6}, e0, "val_acc")
+    assert not better({"epoch": 1, "val_acc": 0.70, "val_loss": 0.1}, e0, "val_acc")
 
 
 def test_gradcam_map_and_png(tmp_path):

@@ -126,7 +126,8 @@ def test_tuning_disabled_writes_configured_values(store):
     cfg = tiny_cfg(tuning={"enabled": False})
     result = tune_from_files(store / "index.parquet", store / "splits.json", store, cfg, "best.json")
     assert result["tuned"] is False
-    assert result["params"] == {"base_width": 2, "kernel_size": 5, "dropout": 0.5, "learning_rate": 1e-4}
+    assert result["params"] == {"base_width": 2, "kernel_size": 5, "dropout": 0.5,
+                                "learning_rate": cfg["dl"]["training"]["learning_rate"]}
 
 
 def test_train_fold_writes_the_contracted_outputs(store):
@@ -180,8 +181,15 @@ def test_train_fold_writes_the_contracted_outputs(store):
 
     # MLflow record (offline here): tags, per-epoch metrics, the checkpoint as artifact
     record = json.loads(Path("results/mlflow/offline/dl-fold1.json").read_text())
-    assert record["tags"] == {"stage": "dl", "model": "dl", "fold": "1", "best_epoch": str(hp["best"]["epoch"])}
+    assert record["tags"] == {"stage": "dl", "model": "dl", "fold": "1", "best_epoch": str(hp["best"]["epoch"]),
+                              "selection_metric": "val_auc"}
     assert len(record["metrics"]["val_acc"]) == 2 and "best_val_acc" in record["metrics"]
+    assert len(record["metrics"]["selection"]) == 2 and "epochs_run" in record["metrics"]
+    assert any(a.endswith("selection_curve.csv") for a in record["artifacts"])
+    curve = pd.read_csv(out / "selection_curve.csv")
+    assert list(curve["epoch"]) == [0, 1] and (curve["selection_metric"] == "val_auc").all()
+    assert curve["best"].sum() == 1 and int(curve.loc[curve["best"], "epoch"].iloc[0]) == hp["best"]["epoch"]
+    assert hp["pos_weight"] == 1.0  # write_store: half the training images are LGE+
     assert any(a.endswith("model.ckpt") for a in record["artifacts"])
     assert not Path("lightning_logs").exists() and not (out / "lightning_logs").exists()
 
@@ -200,3 +208,26 @@ def test_untrainable_inputs_are_named(store):
     index = write_store(store, nan_roles=True)
     with pytest.raises(CinescarError, match="P10_ED_00.*patient P10"):
         role_arrays(index[index["patient_id"] == "P10"], store)
+
+
+def test_seeds_average_their_probabilities(store):
+    """dl.seeds: 2 -> the fold's probabilities are the mean of the two seeds' single-seed runs."""
+    from cinescar.dl.train import train_fold_from_files
+
+    write_store(store)
+    params = Path("best_params.json")
+    params.write_text(json.dumps({"params": {"base_width": 2, "kernel_size": 3, "dropout": 0.3,
+                                             "learning_rate": 1e-3}}))
+    args = (store / "index.parquet", store / "splits.json", store, params)
+    cfg = tiny_cfg(training={"max_epochs": 1}, gradcam={"n_images": 0})
+    probs = {}
+    for name, seed, seeds in (("a", 5, 1), ("b", 5 + 1000, 1), ("ab", 5, 2)):
+        run_cfg = {**cfg, "seed": seed, "dl": {**cfg["dl"], "seeds": seeds}}
+        train_fold_from_files(*args, run_cfg, 0, Path(name), Path(name) / "gc", threads=1)
+        probs[name] = pd.read_parquet(Path(name) / "predictions.parquet")["prob"].to_numpy()
+    assert not np.allclose(probs["a"], probs["b"])
+    np.testing.assert_allclose(probs["ab"], (probs["a"] + probs["b"]) / 2, rtol=1e-6)
+    hp = json.loads((Path("ab") / "hparams.json").read_text())
+    assert hp["seeds"] == [5, 1005] and len(hp["per_seed"]) == 2
+    curve = pd.read_csv(Path("ab") / "selection_curve.csv")
+    assert sorted(curve["seed"].unique()) == [5, 1005]

@@ -39,6 +39,7 @@ rule dl_train:
         hparams="results/dl/fold{fold}/hparams.json",
         predictions="results/dl/fold{fold}/predictions.parquet",
         features="results/dl/fold{fold}/features.parquet",
+        curve="results/dl/fold{fold}/selection_curve.csv",
         gradcam="results/dl/gradcam/fold{fold}/done.json",
     log:
         "logs/dl/train_fold{fold}.log",
@@ -61,6 +62,7 @@ rule dl_gather:
         expand("results/dl/fold{fold}/predictions.parquet", fold=FOLDS),
     output:
         predictions="results/dl/predictions.parquet",
+        spread="results/dl/fold_spread.csv",
     log:
         "logs/dl/gather.log",
     conda:

@@ -5,11 +5,17 @@ there is one, the CPU otherwise, no code change), `deterministic=True` and `seed
 seed gives identical weights on the CPU, no logger, no progress bar, no model summary and no checkpoint
 files from Lightning (nothing lands in `lightning_logs/`).
 
-Checkpoint choice (paper: "the model with the best ... accuracy ... over the validation subset"): the epoch
-with the highest image-level accuracy on the fold's `val` images; ties go to the lower validation loss, then
-to the earlier epoch. Lightning's `ModelCheckpoint` monitors one number only, so a small callback keeps the
-best weights in memory instead; they are saved as a plain `state_dict` (loadable with
-`torch.load(weights_only=True)`) next to a JSON of the network's hyperparameters.
+Checkpoint choice and early stopping follow one selection metric (`dl.training.selection_metric`): by
+default the image-level validation AUC, a metric that ranks. The paper keeps the epoch with the best
+validation *accuracy*; on imbalanced folds a network that calls every image negative scores the share of
+negatives there, so accuracy is available (`val_acc`) but never the default. Ties go to the lower validation
+loss, then to the earlier epoch; an undefined metric (AUC of a one-class validation set) ranks last.
+Lightning's `ModelCheckpoint` monitors one number only, so a small callback keeps the best weights in memory
+and stops after `early_stopping_patience` epochs without a better one; they are saved as a plain
+`state_dict` (loadable with `torch.load(weights_only=True)`) next to a JSON of the network's hyperparameters.
+
+`dl.seeds` > 1 trains that many networks per fold (seeds seed+fold, +1000, +2000, ...) and averages their
+probabilities; the first seed's network gives the DL features, the checkpoint and Grad-CAM.
 """
 
 from __future__ import annotations
@@ -31,45 +37,82 @@ import torch
 from cinescar.dl.data import ScarDataModule
 from cinescar.dl.features import features_table, predict_index
 from cinescar.dl.inference import resolve_device, three_channels
-from cinescar.dl.module import ScarModule
-from cinescar.dl.network import ScarNet, count_parameters
+from cinescar.dl.module import ScarModule, balanced_pos_weight
+from cinescar.dl.network import GRADCAM_LAYER, ScarNet, count_parameters
 from cinescar.errors import CinescarError
+from cinescar.predictions import PREDICTION_COLUMNS
 
 log = logging.getLogger(__name__)
 
 NETWORK_KEYS = ("base_width", "kernel_size", "dropout", "dense_activation")
 PREDICTION_SPLITS = ("val_all", "test", "external")
-PREDICTION_COLUMNS = ["image_id", "patient_id", "fold", "split", "dev_selected", "lge", "prob"]
+SEED_STRIDE = 1000
+"""Seed k of fold f trains with seed + f + 1000 k (seed 0 is the single-seed run's seed)."""
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray]
 """(images (N,H,W), masks (N,H,W), labels (N,)) of one role."""
 
 
-def better(a: dict, b: dict | None) -> bool:
-    """Is epoch record `a` a better checkpoint than `b`? Higher val accuracy, then lower val loss, then earlier."""
-    if b is None:
-        return True
-    if a["val_acc"] != b["val_acc"]:
-        return a["val_acc"] > b["val_acc"]
-    if a["val_loss"] != b["val_loss"]:
-        return a["val_loss"] < b["val_loss"] or math.isnan(b["val_loss"])
-    return a["epoch"] < b["epoch"]
+SELECTION_METRICS = {"val_auc": "maximize", "val_patient_auc": "maximize", "val_loss": "minimize",
+                     "val_acc": "maximize"}
+"""Metrics that may choose the checkpoint, stop training early and score a tuning trial (one home)."""
+
+DEFAULT_SELECTION_METRIC = "val_auc"
+
+
+def check_metric(metric: str, key: str = "dl.training.selection_metric") -> str:
+    if metric not in SELECTION_METRICS:
+        raise CinescarError(f"{key} must be one of {sorted(SELECTION_METRICS)}, got {metric!r}")
+    return metric
+
+
+def selection_key(record: dict, metric: str = DEFAULT_SELECTION_METRIC) -> tuple[float, float, int]:
+    """Sort key, larger = better: the metric (oriented), then lower validation loss, then the earlier epoch.
+
+    An undefined value (NaN: AUC of a one-class validation set) ranks below every defined one.
+    """
+    value = float(record.get(metric, math.nan))
+    if math.isnan(value):
+        primary = -math.inf
+    else:
+        primary = value if SELECTION_METRICS[metric] == "maximize" else -value
+    loss = float(record.get("val_loss", math.nan))
+    return primary, (-math.inf if math.isnan(loss) else -loss), -int(record["epoch"])
+
+
+def better(a: dict, b: dict | None, metric: str = DEFAULT_SELECTION_METRIC) -> bool:
+    """Is epoch record `a` a better checkpoint than `b` by `metric` (then lower val loss, then earlier)?"""
+    return b is None or selection_key(a, metric) > selection_key(b, metric)
 
 
 class BestWeights(pl.Callback):
-    """Keeps (in memory) the weights of the best epoch by `better`; runs after each epoch's validation."""
+    """Keeps (in memory) the weights of the best epoch by `better`; early stopping after `patience` epochs.
 
-    def __init__(self) -> None:
+    Runs after each epoch's validation. Patience counts epochs whose selection metric did not beat the best
+    one (the tie-breakers do not reset it); 0 = never stop early.
+    """
+
+    def __init__(self, metric: str = DEFAULT_SELECTION_METRIC, patience: int = 0) -> None:
+        self.metric = check_metric(metric)
+        self.patience = int(patience)
         self.best: dict | None = None
         self.state: dict[str, torch.Tensor] | None = None
+        self.since_best = 0
+        self.stopped_epoch: int | None = None
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: ScarModule) -> None:
         if not pl_module.history:
             return
         record = pl_module.history[-1]
-        if better(record, self.best):
+        record["selection"] = record.get(self.metric, math.nan)
+        improved = self.best is None or selection_key(record, self.metric)[0] > selection_key(self.best, self.metric)[0]
+        if better(record, self.best, self.metric):
             self.best = dict(record)
             self.state = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.net.state_dict().items()}
+        self.since_best = 0 if improved else self.since_best + 1
+        if self.patience > 0 and self.since_best >= self.patience:
+            self.stopped_epoch = int(record["epoch"])
+            trainer.should_stop = True
 
 
 class EpochCallback(pl.Callback):
@@ -111,11 +154,28 @@ class FitResult:
     history: list[dict]
     best: dict
     network_params: dict
+    selection_metric: str = DEFAULT_SELECTION_METRIC
+    pos_weight: float | None = None
+    stopped_epoch: int | None = None
 
 
 def network_params(params: dict) -> dict:
     """The network's part of a parameter dict (config `dl.network` merged with tuned values)."""
     return {k: params[k] for k in NETWORK_KEYS if k in params}
+
+
+def resolve_pos_weight(setting, labels: np.ndarray) -> float | None:
+    """Config `dl.training.pos_weight`: "balanced" (negatives / positives of the training images), a number,
+    or null / "none" (unweighted BCE, the paper's loss)."""
+    if setting is None or (isinstance(setting, str) and setting.lower() == "none"):
+        return None
+    if isinstance(setting, str):
+        if setting.lower() != "balanced":
+            raise CinescarError(f"dl.training.pos_weight must be 'balanced', 'none' or a number, got {setting!r}")
+        return balanced_pos_weight(labels)
+    if float(setting) <= 0:
+        raise CinescarError(f"dl.training.pos_weight must be > 0, got {setting}")
+    return float(setting)
 
 
 def fit_network(
@@ -127,13 +187,19 @@ def fit_network(
     seed: int,
     callbacks: Sequence[pl.Callback] = (),
     root_dir: str | Path | None = None,
+    val_groups: np.ndarray | None = None,
 ) -> FitResult:
     """Train a ScarNet on `train`, validate on `val` every epoch, return the best epoch's network.
 
     `params`: network keys (base_width, kernel_size, dropout, dense_activation) and learning_rate.
     `training`: config `dl.training` (batch_size, max_epochs, num_workers, accelerator, devices, precision,
-    deterministic, weight_decay, early_stopping_patience).
+    deterministic, weight_decay, early_stopping_patience, selection_metric, pos_weight).
+    `val_groups`: patient of each validation image (enables the patient-level AUC `val_patient_auc`).
     """
+    metric = check_metric(str(training.get("selection_metric", DEFAULT_SELECTION_METRIC)))
+    if metric == "val_patient_auc" and val_groups is None:
+        raise CinescarError("selection metric val_patient_auc needs the validation images' patients")
+    pos_weight = resolve_pos_weight(training.get("pos_weight", "balanced"), train[2])
     pl.seed_everything(int(seed), workers=True, verbose=False)
     datamodule = ScarDataModule(
         train, val,
@@ -146,12 +212,11 @@ def fit_network(
         network=network_params(params),
         learning_rate=float(params.get("learning_rate", training.get("learning_rate", 1e-4))),
         weight_decay=float(training.get("weight_decay", 0.0)),
+        pos_weight=pos_weight,
+        val_groups=val_groups,
     )
-    best = BestWeights()
+    best = BestWeights(metric, int(training.get("early_stopping_patience") or 0))
     all_callbacks: list[pl.Callback] = [best, *callbacks]
-    patience = int(training.get("early_stopping_patience") or 0)
-    if patience > 0:
-        all_callbacks.append(pl.callbacks.EarlyStopping(monitor="val_acc", mode="max", patience=patience))
     with quiet_lightning():
         trainer = pl.Trainer(
             max_epochs=int(training.get("max_epochs", 3)),
@@ -173,7 +238,8 @@ def fit_network(
     net = module.net.to("cpu")
     net.load_state_dict(best.state)
     net.eval()
-    return FitResult(net=net, history=list(module.history), best=best.best, network_params=net.hparams_dict)
+    return FitResult(net=net, history=list(module.history), best=best.best, network_params=net.hparams_dict,
+                     selection_metric=metric, pos_weight=pos_weight, stopped_epoch=best.stopped_epoch)
 
 
 def save_model(net: ScarNet, ckpt_path: str | Path, meta: dict | None = None) -> Path:
@@ -262,33 +328,53 @@ def train_fold(
 
     dl_cfg = cfg["dl"]
     seed = int(cfg.get("seed", 0)) + int(fold)
+    n_seeds = int(dl_cfg.get("seeds", 1))
+    if n_seeds < 1:
+        raise CinescarError(f"dl.seeds must be >= 1, got {n_seeds}")
+    seeds = [seed + SEED_STRIDE * s for s in range(n_seeds)]
     training = dl_cfg.get("training", {})
     out_dir, gradcam_dir = Path(out_dir), Path(gradcam_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     roles = fold_images(index, splits, fold)
     params = merged_params(dl_cfg, tuned)
-    log.info("fold %d: %d training, %d validation images; params %s", fold, len(roles["train"]),
-             len(roles["val"]), params)
+    log.info("fold %d: %d training, %d validation images; %d seed(s); params %s", fold, len(roles["train"]),
+             len(roles["val"]), n_seeds, params)
+    train_arrays = role_arrays(roles["train"], store_root)
+    val_arrays = role_arrays(roles["val"], store_root)
+    val_groups = roles["val"]["patient_id"].astype(str).to_numpy()
+    metric = check_metric(str(training.get("selection_metric", DEFAULT_SELECTION_METRIC)))
 
     with tracking.start_run(cfg, f"dl-fold{fold}", {"stage": "dl", "model": "dl", "fold": fold}) as run:
         run.log_params({**{f"net.{k}": v for k, v in params.items()}, "seed": seed, "fold": fold,
-                        "n_train": len(roles["train"]), "n_val": len(roles["val"]),
+                        "n_train": len(roles["train"]), "n_val": len(roles["val"]), "seeds": n_seeds,
                         **{f"training.{k}": v for k, v in training.items()}})
-
-        def to_mlflow(record: dict, trainer: pl.Trainer) -> None:
-            run.log_metrics({k: v for k, v in record.items() if k != "epoch" and not _isnan(v)},
-                            step=record["epoch"])
-
-        result = fit_network(role_arrays(roles["train"], store_root), role_arrays(roles["val"], store_root),
-                             params, training, dl_cfg.get("augmentation", {}), seed,
-                             callbacks=[EpochCallback(to_mlflow)], root_dir=out_dir)
         device = resolve_device(str(training.get("accelerator", "auto")))
-        net = result.net.to(device)
+        batch = int(dl_cfg.get("inference_batch_size", 64))
+        results, prob_runs = [], []
+        for k, s in enumerate(seeds):
+            def to_mlflow(record: dict, trainer: pl.Trainer, k: int = k) -> None:
+                prefix = "" if k == 0 else f"seed{k}_"
+                run.log_metrics({f"{prefix}{name}": v for name, v in record.items()
+                                 if name != "epoch" and not _isnan(v)}, step=record["epoch"])
 
-        # One inference pass over every image: DL features for all, probabilities for the prediction roles.
-        probs, feats = predict_index(net, index, store_root, batch_size=int(dl_cfg.get("inference_batch_size", 64)),
-                                     device=device)
-        features_table(index["image_id"], feats).to_parquet(out_dir / "features.parquet", index=False)
+            result = fit_network(train_arrays, val_arrays, params, training, dl_cfg.get("augmentation", {}), s,
+                                 callbacks=[EpochCallback(to_mlflow)], root_dir=out_dir, val_groups=val_groups)
+            net = result.net.to(device)
+            # One inference pass over every image: probabilities for the prediction roles, and (first seed)
+            # the DL features for all.
+            probs, feats = predict_index(net, index, store_root, batch_size=batch, device=device)
+            if k == 0:
+                first, first_feats = result, feats
+            else:
+                result.net = None  # only the first seed's network is kept
+            results.append(result)
+            prob_runs.append(probs)
+            log.info("fold %d seed %d: best epoch %d (%s %.4f), %d epochs run", fold, s, result.best["epoch"],
+                     metric, result.best.get(metric, math.nan), len(result.history))
+        result = first
+        net = result.net.to(device)
+        probs = np.mean(np.stack(prob_runs), axis=0)  # the seeds' average probability per image
+        features_table(index["image_id"], first_feats).to_parquet(out_dir / "features.parquet", index=False)
         prob_of = pd.Series(probs, index=index["image_id"].to_numpy())
         parts = []
         for split in PREDICTION_SPLITS:
@@ -304,9 +390,15 @@ def train_fold(
             }))
         preds = pd.concat(parts, ignore_index=True)[PREDICTION_COLUMNS]
         preds.to_parquet(out_dir / "predictions.parquet", index=False)
+        curve = selection_curve(results, seeds, metric)
+        curve.to_csv(out_dir / "selection_curve.csv", index=False)
 
         net = net.to("cpu")
-        meta = {"fold": fold, "seed": seed, "params": params, "best": result.best, "history": result.history,
+        meta = {"fold": fold, "seed": seed, "seeds": seeds, "params": params, "selection_metric": metric,
+                "pos_weight": result.pos_weight, "best": result.best, "history": result.history,
+                "stopped_epoch": result.stopped_epoch,
+                "per_seed": [{"seed": s, "best": r.best, "stopped_epoch": r.stopped_epoch,
+                              "epochs_run": len(r.history)} for s, r in zip(seeds, results)],
                 "n_parameters": count_parameters(net)}
         hp_path = save_model(net, out_dir / "model.ckpt", meta)
 
@@ -320,31 +412,47 @@ def train_fold(
             sub = index.set_index("image_id").loc[chosen["image_id"]].reset_index()
             images, masks = load_arrays(sub, store_root)
             inputs = three_channels(images, masks)
-            maps = gradcam_maps(net, inputs, gc.get("layer", "blocks.2.conv"))
+            maps = gradcam_maps(net, inputs, gc.get("layer", GRADCAM_LAYER))
             for (image_id, prob), x, heat in zip(chosen[["image_id", "prob"]].itertuples(index=False), inputs, maps):
                 png = render_overlay(x[0], x[1], heat, gradcam_dir / f"{image_id}.png",
                                      title=f"{image_id}  P(scar)={prob:.2f}", alpha=float(gc.get("alpha", 0.4)))
                 pngs.append(png.name)
         gradcam_dir.mkdir(parents=True, exist_ok=True)
-        (gradcam_dir / "done.json").write_text(json.dumps({"fold": fold, "layer": gc.get("layer", "blocks.2.conv"),
+        (gradcam_dir / "done.json").write_text(json.dumps({"fold": fold, "layer": gc.get("layer", GRADCAM_LAYER),
                                                            "images": pngs}, indent=1))
 
-        run.log_metrics({"best_epoch": result.best["epoch"], "best_val_acc": result.best["val_acc"],
-                         "best_val_loss": result.best["val_loss"],
-                         **({"best_val_auc": result.best["val_auc"]} if not _isnan(result.best["val_auc"]) else {})})
-        run.set_tags({"best_epoch": result.best["epoch"]})
-        for path in (out_dir / "model.ckpt", hp_path):
+        run.log_metrics({"best_epoch": result.best["epoch"], "epochs_run": len(result.history),
+                         **{f"best_{k}": result.best[k] for k in SELECTION_METRICS if not _isnan(result.best.get(k))},
+                         **({"pos_weight": result.pos_weight} if result.pos_weight is not None else {})})
+        run.set_tags({"best_epoch": result.best["epoch"], "selection_metric": metric})
+        for path in (out_dir / "model.ckpt", hp_path, out_dir / "selection_curve.csv"):
             run.log_artifact(path)
         for png in pngs:
             run.log_artifact(gradcam_dir / png, "gradcam")
-    log.info("fold %d: best epoch %d (val acc %.3f, val loss %.4f); %d predictions, %d feature rows, %d Grad-CAM",
-             fold, result.best["epoch"], result.best["val_acc"], result.best["val_loss"], len(preds), len(index),
-             len(pngs))
+    log.info("fold %d: best epoch %d (%s %.4f, val loss %.4f); %d predictions, %d feature rows, %d Grad-CAM",
+             fold, result.best["epoch"], metric, result.best.get(metric, math.nan), result.best["val_loss"],
+             len(preds), len(index), len(pngs))
     return {"best": result.best, "history": result.history, "n_predictions": len(preds), "gradcam": pngs}
 
 
 def _isnan(v) -> bool:
-    return isinstance(v, float) and math.isnan(v)
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+CURVE_COLUMNS = ["seed", "epoch", "selection_metric", "selection", "train_loss", "val_loss", "val_acc", "val_auc",
+                 "val_patient_auc", "best"]
+
+
+def selection_curve(results: Sequence[FitResult], seeds: Sequence[int], metric: str) -> pd.DataFrame:
+    """One row per (seed, epoch): the selection metric's curve and the other metrics; `best` marks the chosen epoch."""
+    rows = []
+    for s, r in zip(seeds, results):
+        for rec in r.history:
+            rows.append({"seed": int(s), "epoch": int(rec["epoch"]), "selection_metric": metric,
+                         "selection": rec.get(metric, math.nan),
+                         **{k: rec.get(k, math.nan) for k in CURVE_COLUMNS[4:-1]},
+                         "best": int(rec["epoch"]) == int(r.best["epoch"])})
+    return pd.DataFrame(rows, columns=CURVE_COLUMNS)
 
 
 def train_fold_from_files(
@@ -369,8 +477,51 @@ def train_fold_from_files(
                       out_dir, gradcam_dir)
 
 
-def gather_predictions(paths: Sequence[str | Path], out: str | Path) -> pd.DataFrame:
-    """Concatenate the folds' predictions into `results/dl/predictions.parquet`."""
+def patient_table(preds: pd.DataFrame) -> pd.DataFrame:
+    """One row per (fold, split, patient): label and patient probability = max over its images (screening rule)."""
+    from cinescar.screening_rule import PATIENT_AGGREGATE
+
+    return (preds.groupby(["fold", "split", "patient_id"], sort=True)
+            .agg(lge=("lge", "max"), prob=("prob", PATIENT_AGGREGATE)).reset_index())
+
+
+SPREAD_COLUMNS = ["fold", "split", "n_patients", "n_positive", "patient_auc", "image_auc"]
+
+
+def fold_spread(preds: pd.DataFrame) -> pd.DataFrame:
+    """The DL's fold-to-fold spread: per fold and split, the patient AUC (max rule) and image AUC; then for
+    each split the mean and SD over folds, and for `val` the pooled out-of-fold patient AUC (fold "pooled").
+
+    Validation rows use every validation image (`val_all`); a split whose patients hold one class gets NaN.
+    """
+    from cinescar.dl.module import epoch_auc
+
+    rows = []
+    patients = patient_table(preds)
+    for (fold, split), part in patients.groupby(["fold", "split"], sort=True):
+        imgs = preds[(preds["fold"] == fold) & (preds["split"] == split)]
+        rows.append({"fold": str(fold), "split": split, "n_patients": len(part), "n_positive": int(part["lge"].sum()),
+                     "patient_auc": epoch_auc(part["lge"].to_numpy(), part["prob"].to_numpy()),
+                     "image_auc": epoch_auc(imgs["lge"].to_numpy(), imgs["prob"].to_numpy())})
+    table = pd.DataFrame(rows, columns=SPREAD_COLUMNS)
+    summary = []
+    for split, part in table.groupby("split", sort=True):
+        for stat in ("mean", "sd"):
+            fn = (lambda c: part[c].mean()) if stat == "mean" else (lambda c: part[c].std(ddof=1))
+            summary.append({"fold": stat, "split": split, "n_patients": int(part["n_patients"].sum()),
+                            "n_positive": int(part["n_positive"].sum()),
+                            "patient_auc": fn("patient_auc"), "image_auc": fn("image_auc")})
+    oof = patients[patients["split"] == "val"]
+    if len(oof):
+        oof_imgs = preds[preds["split"] == "val"]
+        summary.append({"fold": "pooled", "split": "val", "n_patients": len(oof), "n_positive": int(oof["lge"].sum()),
+                        "patient_auc": epoch_auc(oof["lge"].to_numpy(), oof["prob"].to_numpy()),
+                        "image_auc": epoch_auc(oof_imgs["lge"].to_numpy(), oof_imgs["prob"].to_numpy())})
+    return pd.concat([table, pd.DataFrame(summary, columns=SPREAD_COLUMNS)], ignore_index=True)
+
+
+def gather_predictions(paths: Sequence[str | Path], out: str | Path, spread_out: str | Path | None = None) -> pd.DataFrame:
+    """Concatenate the folds' predictions into `results/dl/predictions.parquet` (+ `fold_spread.csv`)."""
     table = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
     dup = table.duplicated(["fold", "image_id"])
     if dup.any():
@@ -378,4 +529,11 @@ def gather_predictions(paths: Sequence[str | Path], out: str | Path) -> pd.DataF
     table = table.sort_values(["fold", "split", "image_id"], kind="mergesort").reset_index(drop=True)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     table.to_parquet(out, index=False)
+    if spread_out is not None:
+        spread = fold_spread(table)
+        spread.to_csv(spread_out, index=False)
+        val = spread[(spread["split"] == "val")].set_index("fold")["patient_auc"]
+        log.info("DL validation patient AUC per fold %s; pooled out-of-fold %.3f, fold SD %.3f",
+                 ", ".join(f"{v:.3f}" for k, v in val.items() if k not in ("mean", "sd", "pooled")),
+                 val.get("pooled", math.nan), val.get("sd", math.nan))
     return table

@@ -1,8 +1,10 @@
 """Hyperparameter tuning (paper: "selected using hyperband optimization"): Optuna TPE + HyperbandPruner.
 
 Tuned: base width (channels per layer), learning rate, kernel size and dropout -- the four the paper names.
-Each trial trains on one development fold's `train` images and is scored on that fold's `val` images
-(image-level accuracy by default, the paper's selection criterion); the epoch is the Hyperband resource.
+Each trial trains on one development fold's `train` images and is scored on that fold's `val` images by
+`dl.tuning.metric` (default the image-level validation AUC, a metric that ranks: the paper's accuracy scores
+a constant "no scar" network at the share of negatives, which made every trial tie); the epoch is the
+Hyperband resource. Pruned trials are kept in the trial table with state PRUNED and the epochs they ran.
 Internal-test and external images are never loaded here: `tune_from_files` reads only the tuning fold's
 `train` and `val` rows of the store.
 
@@ -22,14 +24,15 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from cinescar.dl.train import Arrays, fit_network, merged_params
+from cinescar.dl.train import (DEFAULT_SELECTION_METRIC, SELECTION_METRICS, Arrays, check_metric, fit_network,
+                               merged_params)
 from cinescar.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 TUNABLE = ("base_width", "learning_rate", "kernel_size", "dropout")
 INTEGER = ("base_width", "kernel_size")
-DIRECTIONS = {"val_acc": "maximize", "val_auc": "maximize", "val_loss": "minimize"}
+DIRECTIONS = SELECTION_METRICS
 
 
 def suggest(trial: optuna.Trial, space: dict) -> dict:
@@ -79,20 +82,28 @@ class _Pruning(pl.Callback):
             trainer.should_stop = True
 
 
-def tune(train: Arrays, val: Arrays, dl_cfg: dict, seed: int, log_fn=None) -> dict:
+def tune(train: Arrays, val: Arrays, dl_cfg: dict, seed: int, log_fn=None,
+         val_groups: np.ndarray | None = None) -> dict:
     """Run the Optuna study on one fold's train/val arrays; return the chosen params and the trial table.
 
     `dl_cfg` is config section `dl` (network/training defaults, augmentation, tuning). `log_fn(trial_record)`
-    is called after each trial (MLflow).
+    is called after each trial (MLflow). `val_groups`: the validation images' patients (for
+    `val_patient_auc`; dropped when `max_val_images` subsamples the validation images).
     """
     tcfg = dl_cfg.get("tuning", {})
-    metric = str(tcfg.get("metric", "val_acc"))
-    if metric not in DIRECTIONS:
-        raise ConfigError(f"dl.tuning.metric must be one of {sorted(DIRECTIONS)}, got {metric!r}")
+    metric = str(tcfg.get("metric", DEFAULT_SELECTION_METRIC))
+    try:
+        check_metric(metric, "dl.tuning.metric")
+    except Exception as exc:
+        raise ConfigError(str(exc)) from None
     max_epochs = int(tcfg.get("max_epochs", 2))
-    training = {**dl_cfg.get("training", {}), "max_epochs": max_epochs, "early_stopping_patience": 0}
+    # Inside a trial the Hyperband pruner stops bad trials; the tuned metric also picks the trial's epoch.
+    training = {**dl_cfg.get("training", {}), "max_epochs": max_epochs, "early_stopping_patience": 0,
+                "selection_metric": metric}
     base = merged_params(dl_cfg)
     train = subsample(train, tcfg.get("max_train_images"), seed)
+    if tcfg.get("max_val_images") is not None and val_groups is not None:
+        val_groups = subsample((val_groups, val_groups, val_groups), tcfg.get("max_val_images"), seed + 1)[0]
     val = subsample(val, tcfg.get("max_val_images"), seed + 1)
     space = tcfg.get("search_space", {})
 
@@ -100,7 +111,7 @@ def tune(train: Arrays, val: Arrays, dl_cfg: dict, seed: int, log_fn=None) -> di
         params = {**base, **suggest(trial, space)}
         pruning = _Pruning(trial, metric)
         result = fit_network(train, val, params, training, dl_cfg.get("augmentation", {}), seed,
-                             callbacks=[pruning])
+                             callbacks=[pruning], val_groups=val_groups)
         values = [r[metric] for r in result.history if not math.isnan(r[metric])]
         trial.set_user_attr("epochs", len(result.history))
         if pruning.pruned:
@@ -141,6 +152,8 @@ def tune(train: Arrays, val: Arrays, dl_cfg: dict, seed: int, log_fn=None) -> di
         "best_trial": best_trial,
         "seed": int(seed),
         "n_trials": len(study.trials),
+        "n_pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials),
+        "n_complete": len(complete),
         "max_epochs": max_epochs,
         "n_train_images": int(len(train[2])),
         "n_val_images": int(len(val[2])),
@@ -195,17 +208,20 @@ def tune_from_files(
             result = {"params": {k: base[k] for k in TUNABLE if k in base}, "tuned": False, "trials": []}
         else:
             roles = tuning_images(load_index(index_path), load_splits(splits_path), fold)
-            run.log_params({"fold": fold, "seed": seed, "metric": tcfg.get("metric", "val_acc"),
+            run.log_params({"fold": fold, "seed": seed, "metric": tcfg.get("metric", DEFAULT_SELECTION_METRIC),
                             "n_trials": tcfg.get("n_trials"), "max_epochs": tcfg.get("max_epochs"),
                             "search_space": json.dumps(tcfg.get("search_space", {}), sort_keys=True)})
 
             def to_mlflow(record: dict) -> None:
                 if record["value"] is not None:
-                    run.log_metrics({f"trial_{tcfg.get('metric', 'val_acc')}": record["value"]},
+                    run.log_metrics({f"trial_{tcfg.get('metric', DEFAULT_SELECTION_METRIC)}": record["value"]},
                                     step=record["number"])
+                run.log_metrics({"trial_pruned": float(record["state"] == "PRUNED"),
+                                 "trial_epochs": float(record["epochs"] or 0)}, step=record["number"])
 
             result = tune(role_arrays(roles["train"], store_root), role_arrays(roles["val"], store_root), dl_cfg,
-                          seed, log_fn=to_mlflow)
+                          seed, log_fn=to_mlflow, val_groups=roles["val"]["patient_id"].astype(str).to_numpy())
+            run.log_metrics({"n_pruned": result["n_pruned"], "n_complete": result["n_complete"]})
             result["fold"] = fold
         run.log_params({f"best.{k}": v for k, v in result["params"].items()})
         if result.get("best_value") is not None:
