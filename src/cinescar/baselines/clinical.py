@@ -35,13 +35,13 @@ from sklearn.preprocessing import StandardScaler
 from cinescar.cohort.contract import CLINICAL_CATEGORICAL, CLINICAL_NUMERIC
 from cinescar.errors import CinescarError, CohortError
 from cinescar.preprocessing.splits import fold_images
+from cinescar.predictions import PREDICTION_COLUMNS
 
 log = logging.getLogger(__name__)
 
 DEFAULT_VARIABLES = ("MWT", "LVM", "LVEF", "LVEDV", "age", "sex")
 KNOWN_VARIABLES = (*CLINICAL_NUMERIC, *CLINICAL_CATEGORICAL)
 ROLE_TO_SPLIT = {"val_all": "val", "test": "test", "external": "external"}
-PREDICTION_COLUMNS = ["image_id", "patient_id", "fold", "split", "dev_selected", "lge", "prob"]
 SEX_CODES = {"M": 1.0, "F": 0.0}
 
 

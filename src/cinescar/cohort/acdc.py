@@ -33,7 +33,8 @@ import pandas as pd
 import SimpleITK as sitk
 from scipy import ndimage
 
-from cinescar.cohort.contract import COHORTS, MANIFEST, PATIENT_ID_PATTERN, read_manifest, read_volume
+from cinescar.cohort.contract import (COHORTS, MANIFEST, MANIFEST_COLUMNS, PATIENT_ID_PATTERN, geometry_mismatch,
+                                      read_manifest, read_volume)
 from cinescar.errors import CohortError, ConfigError
 
 log = logging.getLogger(__name__)
@@ -47,14 +48,7 @@ SUMMARY = "import_summary.json"
 # Labels of the ACDC `_gt` files.
 RV_CAVITY, MYOCARDIUM, LV_CAVITY = 1, 2, 3
 MYOCARDIAL_DENSITY_G_PER_ML = 1.05
-GEOMETRY_RTOL = 1e-5
 
-# The contract's columns, in the order of docs/architecture.md.
-MANIFEST_COLUMNS = [
-    "patient_id", "center", "vendor", "cohort", "lge",
-    "ed_image", "ed_mask", "es_image", "es_mask", "scar_slices",
-    "age", "sex", "height", "weight", "BMI", "LVEDV", "LVESV", "SV", "LVEF", "CO", "LVM", "MWT",
-]
 _GROUP_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
 
 
@@ -248,13 +242,6 @@ def frame_file(folder: Path, patient_id: str, frame: int, gt: bool) -> Path:
     raise CohortError(f"{what} for frame {frame} named in Info.cfg not found", patient_id, folder / f"{stem}.nii.gz")
 
 
-def _same_geometry(a: sitk.Image, b: sitk.Image) -> bool:
-    return (a.GetSize() == b.GetSize()
-            and np.allclose(a.GetSpacing(), b.GetSpacing(), rtol=GEOMETRY_RTOL, atol=1e-6)
-            and np.allclose(a.GetOrigin(), b.GetOrigin(), rtol=GEOMETRY_RTOL, atol=1e-4)
-            and np.allclose(a.GetDirection(), b.GetDirection(), rtol=GEOMETRY_RTOL, atol=1e-6))
-
-
 def _convert_phase(folder: Path, patient_id: str, phase: str, frame: int, out_dir: Path
                    ) -> tuple[np.ndarray, tuple[float, float, float]]:
     """Write one phase's image and myocardium mask; return the gt labels (slices, rows, cols) and spacing."""
@@ -266,11 +253,10 @@ def _convert_phase(folder: Path, patient_id: str, phase: str, frame: int, out_di
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
         raise CohortError(f"expected a 3D scalar short-axis stack, got {image.GetDimension()}D with "
                           f"{image.GetNumberOfComponentsPerPixel()} component(s)", patient_id, image_path)
-    if not _same_geometry(image, gt):
-        raise CohortError(
-            f"contour geometry differs from its image (size {gt.GetSize()} vs {image.GetSize()}, spacing "
-            f"{tuple(round(s, 4) for s in gt.GetSpacing())} vs {tuple(round(s, 4) for s in image.GetSpacing())}, "
-            "or origin/direction)", patient_id, gt_path)
+    mismatch = geometry_mismatch(image, gt)
+    if mismatch:
+        raise CohortError(f"contour geometry differs from its image ({mismatch.replace('mask', 'contour')})",
+                          patient_id, gt_path)
     labels = sitk.GetArrayFromImage(gt)
     if not np.issubdtype(labels.dtype, np.integer):
         if not np.all(np.isfinite(labels)) or not np.all(labels == np.round(labels)):

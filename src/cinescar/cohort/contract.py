@@ -28,6 +28,13 @@ CLINICAL_NUMERIC = ["age", "height", "weight", "BMI", "LVEDV", "LVESV", "SV", "L
 CLINICAL_CATEGORICAL = ["sex"]
 COHORTS = ("internal", "external")
 PATIENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
+MANIFEST_COLUMNS = [*REQUIRED_COLUMNS, *FILE_COLUMNS, "scar_slices", CLINICAL_NUMERIC[0], *CLINICAL_CATEGORICAL,
+                    *CLINICAL_NUMERIC[1:]]
+"""Every column of the contract, in the order of docs/architecture.md (what the importers and the synthetic
+cohort write)."""
+GEOMETRY_TOLERANCE = 1e-3
+"""Relative tolerance (of the largest magnitude, at least 1) within which a mask's spacing, origin and
+direction must equal its image's."""
 
 
 # --- cohort roles, several external cohorts (issue 12) ------------------------------------------------
@@ -140,6 +147,23 @@ def _keep_locale():
         yield
     finally:
         locale.setlocale(locale.LC_ALL, saved)
+
+
+def geometry_mismatch(image: sitk.Image, mask: sitk.Image) -> str | None:
+    """How a mask's grid differs from its image's (size, spacing, origin, direction), or None if it matches.
+
+    The one geometry rule of the contract: cohort validation, screening and the ACDC importer apply it alike.
+    """
+    if image.GetSize() != mask.GetSize():
+        return f"mask size {mask.GetSize()} differs from image size {image.GetSize()}"
+    for name, va, vb in (("spacing", image.GetSpacing(), mask.GetSpacing()),
+                         ("origin", image.GetOrigin(), mask.GetOrigin()),
+                         ("direction", image.GetDirection(), mask.GetDirection())):  # fmt: skip
+        scale = max(1.0, max(abs(v) for v in va) if va else 1.0)
+        if not np.allclose(va, vb, atol=GEOMETRY_TOLERANCE * scale):
+            return (f"mask {name} {tuple(round(v, 4) for v in vb)} differs from image {name} "
+                    f"{tuple(round(v, 4) for v in va)}")
+    return None
 
 
 def read_volume(path: str | Path, patient_id: str | None = None, cache: dict | None = None) -> sitk.Image:

@@ -30,8 +30,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from cinescar.cohort.contract import (CLINICAL_CATEGORICAL, CLINICAL_NUMERIC, FILE_COLUMNS, MANIFEST,
-                                      REQUIRED_COLUMNS)
+from cinescar.cohort.contract import MANIFEST, MANIFEST_COLUMNS
 from cinescar.cohort.synth_anatomy import (MYO_DENSITY_G_PER_ML, Anatomy, ScarPlan, analytic_metrics,
                                            background_layers, draw_anatomy, draw_scar, heart_crop,
                                            heart_extent, image_grid, lv_extent, lv_layers, lv_radii,
@@ -47,9 +46,6 @@ MARKER = "SYNTHETIC_COHORT.json"
 GENERATOR = "cinescar.cohort.synth"
 GENERATOR_VERSION = 1
 COHORT_CODE = {"internal": 1, "external": 2}
-MANIFEST_COLUMNS = REQUIRED_COLUMNS + FILE_COLUMNS + ["scar_slices"] + [
-    "age", "sex", "height", "weight", "BMI", "LVEDV", "LVESV", "SV", "LVEF", "CO", "LVM", "MWT"]
-assert set(MANIFEST_COLUMNS) >= set(CLINICAL_NUMERIC + CLINICAL_CATEGORICAL)
 OWN_FILE = re.compile(r"^SYN\d+_(ED|ES)(_scar)?\.nii\.gz$")
 
 

@@ -18,12 +18,11 @@ import SimpleITK as sitk
 
 from cinescar.cohort import plausibility
 from cinescar.cohort.contract import (CLINICAL_NUMERIC, COHORTS, FILE_COLUMNS, MANIFEST, PATIENT_ID_PATTERN,
-                                      PHASES, REQUIRED_COLUMNS, as_stack, cohort_role, parse_scar_slices, read_manifest,
-                                      read_volume, resolve_inside, slugify)
+                                      PHASES, REQUIRED_COLUMNS, as_stack, cohort_role, geometry_mismatch,
+                                      parse_scar_slices, read_manifest, read_volume, resolve_inside, slugify)
 from cinescar.errors import CinescarError, CohortError
 
 log = logging.getLogger(__name__)
-GEOMETRY_TOLERANCE = 1e-3
 
 
 class CohortValidationError(CinescarError):
@@ -137,18 +136,6 @@ def _check_splittable(df: pd.DataFrame, cfg: dict, manifest: Path) -> list[Cohor
     return []
 
 
-def _same_geometry(a: sitk.Image, b: sitk.Image) -> str | None:
-    if a.GetSize() != b.GetSize():
-        return f"mask size {b.GetSize()} differs from image size {a.GetSize()}"
-    for name, va, vb in (("spacing", a.GetSpacing(), b.GetSpacing()), ("origin", a.GetOrigin(), b.GetOrigin()),
-                         ("direction", a.GetDirection(), b.GetDirection())):
-        scale = max(1.0, max(abs(v) for v in va) if va else 1.0)
-        if not np.allclose(va, vb, atol=GEOMETRY_TOLERANCE * scale):
-            return f"mask {name} {tuple(round(v, 4) for v in vb)} differs from image {name} " \
-                   f"{tuple(round(v, 4) for v in va)}"
-    return None
-
-
 def check_exam(pid: str, files: dict[str, Path], scar_slices: list[int] | None = None,
                source: Path | None = None, warnings: list[str] | None = None,
                target_spacing_mm: float = 1.0, volumes: dict | None = None
@@ -189,7 +176,7 @@ def check_exam(pid: str, files: dict[str, Path], scar_slices: list[int] | None =
                 bad = True
         if bad:
             continue
-        geometry = _same_geometry(img, msk)
+        geometry = geometry_mismatch(img, msk)
         if geometry:
             problems.append(CohortError(f"{phase}: {geometry}", pid, files[mask_col]))
             continue

@@ -35,8 +35,8 @@ import pandas as pd
 from cinescar.evaluation.metrics import METRIC_COLUMNS, screening_metrics
 from cinescar.errors import CinescarError, CohortError
 from cinescar.screening_rule import PATIENT_AGGREGATE
+from cinescar.predictions import PREDICTION_COLUMNS
 
-PREDICTION_COLUMNS = ["image_id", "patient_id", "fold", "split", "dev_selected", "lge", "prob"]
 SPLITS = ("val", "test", "external")
 VALIDATION = "validation"
 POOLED = "pooled"

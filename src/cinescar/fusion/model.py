@@ -40,6 +40,7 @@ from threadpoolctl import threadpool_limits
 from cinescar.errors import CinescarError, CohortError
 from cinescar.preprocessing.splits import fold_images
 from cinescar.radiomics.model import RadiomicsSettings, fit_lasso, validation_auc
+from cinescar.predictions import PREDICTION_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,6 @@ CLASSIFIER_LABELS = {
     "svm": "SVM (RBF, Platt probabilities)",
 }
 ROLE_TO_SPLIT = {"val_all": "val", "test": "test", "external": "external"}
-PREDICTION_COLUMNS = ["image_id", "patient_id", "fold", "split", "dev_selected", "lge", "prob"]
 DL_COLUMN = re.compile(r"^dl_\d{3}$")
 
 

@@ -29,12 +29,12 @@ from sklearn.preprocessing import MinMaxScaler
 
 from cinescar.errors import CinescarError
 from cinescar.preprocessing.splits import fold_images
+from cinescar.predictions import PREDICTION_COLUMNS
 
 log = logging.getLogger(__name__)
 
 FAILURE_POLICIES = ("impute", "exclude")
 ROLE_TO_SPLIT = {"val_all": "val", "test": "test", "external": "external"}
-PREDICTION_COLUMNS = ["image_id", "patient_id", "fold", "split", "dev_selected", "lge", "prob"]
 
 
 @dataclass(frozen=True)
