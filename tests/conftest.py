@@ -75,3 +75,7 @@ def _restore_locale():
     saved = locale.setlocale(locale.LC_ALL)
     yield
     locale.setlocale(locale.LC_ALL, saved)
+
+
+# one local run of the `.test` study per session, shared by the end-to-end and SLURM tests
+from workflow_runs import killed_then_resumed  # noqa: E402,F401

@@ -4,65 +4,14 @@ work, and a changed config value reruns only the rules that depend on it."""
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-TEST_CONFIG = REPO / ".test" / "config.yaml"
+# the run itself is shared with the SLURM test (one local run per session): tests/workflow_runs.py
+from workflow_runs import planned_jobs, snakemake
 
 pytestmark = pytest.mark.slow
-
-
-def snakemake(workdir: Path, *args: str, timeout: int = 600, **kwargs) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2",
-           *args, "--configfile", str(TEST_CONFIG), *kwargs.pop("configfiles", [])]
-    return subprocess.run(cmd, capture_output=True, encoding="utf-8", errors="replace", timeout=timeout, **kwargs)
-
-
-def planned_jobs(output: str) -> dict[str, int]:
-    """Parse Snakemake's 'Job stats' table of a dry run."""
-    jobs = {}
-    block = output.split("Job stats:", 1)[1] if "Job stats:" in output else ""
-    for line in block.splitlines():
-        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if m and m.group(1) != "total":
-            jobs[m.group(1)] = int(m.group(2))
-    return jobs
-
-
-@pytest.fixture(scope="module")
-def killed_then_resumed(tmp_path_factory):
-    """Start the workflow, kill it (SIGKILL, whole process group) once DL training of fold 1 has begun,
-    then run it again to completion."""
-    work = tmp_path_factory.mktemp("e2e")
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(work), "--cores", "2",
-           "--configfile", str(TEST_CONFIG)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    trigger = work / "logs" / "dl" / "train_fold1.log"
-    deadline = time.time() + 420
-    while not trigger.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.5)
-    assert proc.poll() is None, "the workflow finished or failed before it could be killed"
-    time.sleep(1.0)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert not (work / "results/report/report.html").exists()
-    done_before = {p: p.stat().st_mtime_ns for p in (work / "results").rglob("*")
-                   if p.is_file() and "mlflow" not in p.parts}
-    # a hard kill leaves Snakemake's lock behind (Ctrl-C does not); --unlock is the documented first step
-    assert snakemake(work, "--unlock").returncode == 0
-    plan = snakemake(work, "-n", "--rerun-incomplete")
-    resumed = snakemake(work, "--rerun-incomplete")
-    assert resumed.returncode == 0, resumed.stderr[-4000:]
-    return work, done_before, planned_jobs(plan.stdout + plan.stderr)
 
 
 def test_resumed_run_redoes_only_what_is_missing(killed_then_resumed):

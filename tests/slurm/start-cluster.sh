@@ -204,7 +204,7 @@ CONF
 
 cmd_start() {
     [[ $(id -u) == 0 ]] || die "needs root (it installs packages and writes /etc/slurm)"
-    local t0=$SECONDS f
+    local f
     for f in "$ETC/slurm.conf" "$ETC/slurmdbd.conf" "$ETC/gres.conf"; do
         if [[ -f $f ]] && ! head -n 1 "$f" | grep -qF "$MARK"; then
             die "$f exists and was not written by this script: is this machine part of a real cluster? not touching it"
@@ -214,6 +214,7 @@ cmd_start() {
     for port in 6817 6818 6819; do
         if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then die "port $port is in use: another SLURM runs here"; fi
     done
+    local t0=$SECONDS
     rm -rf "$STATE"
     install -d -m 0755 "$STATE" "$STATE/run" "$STATE/log" "$STATE/spool/ctld" "$STATE/spool/d"
     install_packages
