@@ -35,6 +35,7 @@ import numpy as np
 from scipy import stats
 
 from cinescar.errors import CinescarError
+from cinescar.screening_rule import called_positive
 
 # metrics at a cut-off that get a bootstrap interval (names as in metrics.METRIC_COLUMNS, plus per-100 ones)
 INTERVAL_METRICS = ("sensitivity", "specificity", "ppv", "npv", "accuracy", "spared_scar_free", "spared_all",
@@ -84,7 +85,7 @@ def screening_replicates(y_true: np.ndarray, prob: np.ndarray, cutoff: float, id
     missed_per_100 = 100·FN/N: scar-positive patients among them.
     """
     y = np.asarray(y_true).astype(int)[idx]
-    pred = (np.asarray(prob, dtype=float)[idx] >= cutoff).astype(int)
+    pred = called_positive(np.asarray(prob, dtype=float)[idx], cutoff).astype(int)
     tp = (pred & y).sum(axis=1)
     fp = (pred & (1 - y)).sum(axis=1)
     fn = ((1 - pred) & y).sum(axis=1)

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from cinescar.errors import CinescarError
+from cinescar.screening_rule import called_positive
 
 
 def thresholds(start: float, stop: float, step: float) -> np.ndarray:
@@ -42,7 +43,7 @@ def net_benefit(y_true: np.ndarray, prob: np.ndarray, pt: np.ndarray) -> np.ndar
     t = np.atleast_1d(np.asarray(pt, dtype=float))
     if y.size == 0:
         return np.full(t.shape, np.nan)
-    scan = (p[None, :] >= t[:, None])
+    scan = called_positive(p[None, :], t[:, None])
     tp = (scan & (y[None, :] == 1)).sum(axis=1)
     fp = (scan & (y[None, :] == 0)).sum(axis=1)
     return tp / y.size - fp / y.size * t / (1.0 - t)
@@ -60,7 +61,7 @@ def decision_curve(y_true: np.ndarray, prob: np.ndarray, pt: np.ndarray) -> pd.D
     """Columns threshold, net_benefit, treat_all, treat_none, plus the patients scanned per 100 at p_t."""
     t = np.atleast_1d(np.asarray(pt, dtype=float))
     p = np.asarray(prob, dtype=float)
-    scanned = 100.0 * (p[None, :] >= t[:, None]).mean(axis=1) if p.size else np.full(t.shape, np.nan)
+    scanned = 100.0 * called_positive(p[None, :], t[:, None]).mean(axis=1) if p.size else np.full(t.shape, np.nan)
     return pd.DataFrame({"threshold": t, "net_benefit": net_benefit(y_true, p, t), "treat_all": treat_all(y_true, t),
                          "treat_none": np.zeros_like(t), "scanned_per_100": scanned})  # fmt: skip
 
@@ -68,7 +69,7 @@ def decision_curve(y_true: np.ndarray, prob: np.ndarray, pt: np.ndarray) -> pd.D
 def per_100(y_true: np.ndarray, prob: np.ndarray, cutoff: float) -> dict[str, float]:
     """LGE scans avoided and scar-positive patients missed per 100 patients at a cut-off (point values)."""
     y = np.asarray(y_true).astype(int)
-    neg = np.asarray(prob, dtype=float) < cutoff
+    neg = ~called_positive(prob, cutoff)
     n = y.size
     if n == 0:
         return {"avoided_per_100": float("nan"), "missed_per_100": float("nan")}

@@ -9,7 +9,7 @@ Files (under `out`):
 
 | file | content |
 |---|---|
-| `metrics_ci.csv` | every metrics row + `{metric}_low/_high` (stratified bootstrap), and the same rows per named external cohort (`cohort = external:<name>`) |
+| `metrics_ci.csv` | every metrics row + `{metric}_low/_high` (Wilson or stratified bootstrap, `interval_method`), and the same rows per named external cohort (`cohort = external:<name>`) |
 | `auc_differences.csv` | every pair of final models per cohort: AUC difference, bootstrap interval, DeLong's p |
 | `calibration.csv` | final models per cohort: Brier (bootstrap interval), calibration intercept and slope (Wald intervals) |
 | `reliability.csv` | reliability curve points (equal-width bins, n per bin) |
@@ -39,7 +39,7 @@ from cinescar.evaluation.bootstrap import (INTERVAL_METRICS, auc_difference_inte
 from cinescar.evaluation.calibration import EPS, calibration_summary, reliability_table
 from cinescar.evaluation.decision import decision_curve, thresholds
 from cinescar.evaluation.delong import delong_test
-from cinescar.evaluation.metrics import METRIC_COLUMNS, screening_metrics
+from cinescar.evaluation.metrics import METRIC_COLUMNS, screening_metrics, wilson_intervals
 from cinescar.evaluation import screening as scr
 from cinescar.evaluation.screening import OPTIMISTIC, VALIDATION
 from cinescar.evaluation.subgroups import SUBGROUP_COLUMNS, subgroup_metrics
@@ -97,9 +97,19 @@ class Resamples:
 
 
 # ------------------------------------------------------------------------------------------ intervals
+def proportion_intervals(y: np.ndarray, p: np.ndarray, cutoff: float, counts: dict, res: Resamples, pids: pd.Series,
+                         level: float, method: str) -> dict[str, float]:  # fmt: skip
+    """Intervals of every INTERVAL_METRICS proportion: Wilson (default) or the stratified bootstrap."""
+    if method == "wilson":
+        return wilson_intervals(counts, level)
+    if res.n_boot > 0:
+        return screening_intervals(y, p, cutoff, res.get(pids, y), level)
+    return {}
+
+
 def metrics_with_intervals(patients: dict[str, pd.DataFrame], metrics: pd.DataFrame, names: dict[str, str],
-                           res: Resamples, level: float) -> pd.DataFrame:  # fmt: skip
-    """Every metrics row with bootstrap intervals, plus its rows per named external cohort."""
+                           res: Resamples, level: float, method: str = "wilson") -> pd.DataFrame:  # fmt: skip
+    """Every metrics row with intervals on its proportions, plus its rows per named external cohort."""
     labels = cohort_labels(names)
     rows = []
     for r in metrics.to_dict("records"):
@@ -114,11 +124,13 @@ def metrics_with_intervals(patients: dict[str, pd.DataFrame], metrics: pd.DataFr
                 **screening_metrics(y, p, float(r["cutoff"]), ci_level=level)}  # fmt: skip
             row["avoided_per_100"] = 100.0 * row["spared_all"]
             row["missed_per_100"] = 100.0 * row["fn"] / row["n_patients"] if row["n_patients"] else np.nan
-            if res.n_boot > 0:
-                row.update(screening_intervals(y, p, float(r["cutoff"]), res.get(pc["patient_id"], y), level))
+            counts = {k: int(row[k]) for k in ("tp", "fp", "tn", "fn")}
+            row.update(proportion_intervals(y, p, float(r["cutoff"]), counts, res, pc["patient_id"], level, method))
+            row["interval_method"] = method
             rows.append(row)
     extra = [c for c in metrics.columns if c not in KEYS + ["cutoff", *METRIC_COLUMNS]]
-    cols = [*KEYS, "cutoff", *METRIC_COLUMNS, "avoided_per_100", "missed_per_100", *INTERVAL_COLUMNS, *extra]
+    cols = [*KEYS, "cutoff", *METRIC_COLUMNS, "avoided_per_100", "missed_per_100", *INTERVAL_COLUMNS,
+            "interval_method", *extra]
     return pd.DataFrame(rows).reindex(columns=cols)
 
 
@@ -306,7 +318,8 @@ def evidence_tables(patients: dict[str, pd.DataFrame], metrics: pd.DataFrame, fi
     patients, metrics = with_pooled_validation(patients, metrics, level)
 
     t0 = time.process_time()
-    mci = metrics_with_intervals(patients, metrics, names, res, level)
+    method = str(ev.get("proportion_interval", "wilson"))
+    mci = metrics_with_intervals(patients, metrics, names, res, level, method)
     t_metrics = time.process_time() - t0
     diffs = auc_differences(patients, final, cohorts, names, res, level)
     dev_cohorts = ["val", *cohorts]  # val: pooled out-of-fold (mean rule) or the final fold's validation patients
@@ -327,7 +340,7 @@ def evidence_tables(patients: dict[str, pd.DataFrame], metrics: pd.DataFrame, fi
             if attrs is not None and len(row) and y.min() != y.max():
                 sg = subgroup_metrics(pc[["patient_id", "lge", "prob"]].assign(patient_id=lambda d: d["patient_id"].astype(str)),
                                       attrs, float(row["cutoff"].iloc[0]), n_boot, level,
-                                      group_seed(int(cfg.get("seed", 0)), model, cohort))  # fmt: skip
+                                      group_seed(int(cfg.get("seed", 0)), model, cohort), method)  # fmt: skip
                 subgroups.append(sg.assign(model=model, fold=info["fold"], cohort=cohort))
     t_total = time.process_time() - t0
 
@@ -355,6 +368,7 @@ def evidence_tables(patients: dict[str, pd.DataFrame], metrics: pd.DataFrame, fi
         "default_operating_point": op,
         "optimistic": optimistic_numbers(metrics, final),
         "clinical_comparison": clinical_comparison(diffs, list(final)),
+        "proportion_interval": method,
         "bootstrap": {"n_bootstrap": n_boot, "level": level, "cpu_seconds_metric_intervals": round(t_metrics, 3),
                       "cpu_seconds_evidence_total": round(t_total, 3), "metrics_rows": int(len(mci)),
                       "patient_sets": len(res._cache)},  # fmt: skip

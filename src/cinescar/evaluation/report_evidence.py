@@ -23,6 +23,7 @@ INTERVAL_NAMES = {"sensitivity": "Sensitivity", "specificity": "Specificity", "p
                   "accuracy": "Accuracy", "auc": "AUC (DeLong)", "avoided_per_100": "LGE avoided /100",
                   "missed_per_100": "Scar missed /100"}  # fmt: skip
 COHORT_ORDER = {"val": 0, "test": 1, "external": 2}
+PER_100_DIGITS = {"avoided_per_100": 0, "missed_per_100": 0}
 
 
 def _read(ev_dir: Path, name: str) -> pd.DataFrame:
@@ -66,6 +67,15 @@ def docs_link(out_html: Path) -> str:
     if DOCS.exists() and rel is not None and not rel.startswith("../" * 4):
         return f"<a href='{html.escape(rel)}#reading-the-report-tripodai'>docs/evaluation.md</a>"
     return "<code>docs/evaluation.md</code> (section “Reading the report: TRIPOD+AI”)"
+
+
+def interval_methods(ev: dict) -> str:
+    """In words, which interval each kind of number carries (evidence.json)."""
+    n_boot = int(ev.get("bootstrap", {}).get("n_bootstrap", 0))
+    boot = f"stratified patient-level bootstrap, {n_boot} replicates"
+    prop = "Wilson score" if ev.get("proportion_interval", "wilson") == "wilson" else boot
+    return (f"proportions at the cut-off (sensitivity … LGE scans avoided): {prop}; AUC: DeLong; AUC differences "
+            f"and Brier score: {boot}; calibration intercept and slope: Wald")
 
 
 def headline_html(ev_dir: str | Path, out_html: str | Path) -> str:
@@ -128,8 +138,7 @@ def headline_html(ev_dir: str | Path, out_html: str | Path) -> str:
     names = ev.get("external_cohorts", [])
     if names:
         parts.append(f"<p>External cohorts, each reported on its own: {html.escape(', '.join(names))}.</p>")
-    parts.append(f"<p class='note'>Every number carries a {level:.0%} interval: stratified patient-level "
-                 f"bootstrap ({int(ev.get('bootstrap', {}).get('n_bootstrap', 0))} replicates) or DeLong (AUC). "
+    parts.append(f"<p class='note'>Every number carries a {level:.0%} interval: {interval_methods(ev)}. "
                  f"What this report covers of TRIPOD+AI, and what it does not: {docs_link(Path(out_html))}.</p></div>")
     return "".join(parts)
 
@@ -148,13 +157,13 @@ def evidence_html(ev_dir: str | Path, level: float) -> str:
 
     mci = _final_rows(_read(ev_dir, "metrics_ci.csv"), final)
     parts.append("<h2>Final models with intervals</h2>")
-    parts.append(f"<p class='note'>{level:.0%} intervals: stratified patient-level bootstrap, AUC by DeLong. "
+    parts.append(f"<p class='note'>{level:.0%} intervals — {interval_methods(ev)}. "
                  "Development = the pooled out-of-fold validation patients on which the cut-off was set "
-                 "(optimistic for that reason). An interval 1.00 (1.00–1.00) or 0.00 (0.00–0.00) means every "
-                 "patient of that class fell on one side: the bootstrap cannot see beyond the patients it has.</p>")
+                 "(optimistic for that reason). A bootstrap interval 1.00 (1.00–1.00) means every patient of that "
+                 "class fell on one side: the bootstrap cannot see beyond the patients it has.</p>")
     if len(mci):
         auc = mci.rename(columns={"auc_ci_low": "auc_low", "auc_ci_high": "auc_high"})
-        t = interval_table(auc, list(INTERVAL_NAMES))
+        t = interval_table(auc, list(INTERVAL_NAMES), PER_100_DIGITS)
         for o, g in t.groupby("operating_point", sort=False):
             g = _sorted(g).assign(model=lambda d: d["model"].map(lambda m: LABELS.get(m, m)),
                                   cohort=lambda d: [_cohort_name(c, int(f)) for c, f in zip(d["cohort"], d["fold"],
@@ -207,7 +216,7 @@ def evidence_html(ev_dir: str | Path, level: float) -> str:
         u = _sorted(util)
         u = u.assign(model=u["model"].map(lambda m: LABELS.get(m, m)),
                      cohort=[_cohort_name(x, int(f)) for x, f in zip(u["cohort"], u["fold"], strict=True)])
-        u = interval_table(u, ["avoided_per_100", "missed_per_100", "sensitivity", "specificity"])
+        u = interval_table(u, ["avoided_per_100", "missed_per_100", "sensitivity", "specificity"], PER_100_DIGITS)
         u = u.rename(columns={"avoided_per_100": "LGE avoided /100", "missed_per_100": "Scar missed /100",
                               "specificity": "Specificity (scar-free spared)"})
         parts.append(_table(u[["model", "cohort", "operating_point", "cutoff", "n_patients", "LGE avoided /100",
@@ -224,7 +233,7 @@ def evidence_html(ev_dir: str | Path, level: float) -> str:
     sg = _read(ev_dir, "subgroups.csv")
     parts.append(f"<h2>Subgroups: centre and vendor</h2><p class='note'>Final models at the {html.escape(str(op))} "
                  "cut-off; metrics only where a subgroup holds both LGE classes; n always. AUC interval by DeLong, "
-                 "sensitivity/specificity by bootstrap. Data: subgroups.csv.</p>")
+                 "sensitivity/specificity as the proportions above. Data: subgroups.csv.</p>")
     if len(sg):
         s = _sorted(sg)
         s = s.assign(model=s["model"].map(lambda m: LABELS.get(m, m)),

@@ -4,7 +4,8 @@ Why: a multi-centre model can reach a good pooled AUC while failing in one centr
 the reader needs the per-centre and per-vendor numbers, each with its n. A subgroup's metrics are computed
 only when it holds both LGE classes (an AUC or a sensitivity needs both); otherwise its row gives n and
 n_pos and says "one class only". AUC with DeLong's interval (needs two patients of each class), sensitivity
-and specificity at the model's cut-off with the stratified bootstrap interval of bootstrap.py.
+and specificity at the model's cut-off with Wilson's interval (or the stratified bootstrap of bootstrap.py,
+`evaluation.proportion_interval`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from cinescar.evaluation.bootstrap import group_seed, percentile_interval, screening_replicates, stratified_resamples
-from cinescar.evaluation.metrics import screening_metrics
+from cinescar.evaluation.metrics import screening_metrics, wilson_intervals
 
 SUBGROUP_VARIABLES = ("center", "vendor")
 SUBGROUP_METRICS = ("auc", "sensitivity", "specificity")
@@ -23,7 +24,7 @@ SUBGROUP_COLUMNS = ["variable", "level", "n_patients", "n_pos", "n_neg", "note",
 
 
 def subgroup_metrics(patients: pd.DataFrame, attributes: pd.DataFrame, cutoff: float, n_boot: int,
-                     level: float = 0.95, seed: int = 0) -> pd.DataFrame:  # fmt: skip
+                     level: float = 0.95, seed: int = 0, method: str = "wilson") -> pd.DataFrame:  # fmt: skip
     """Per level of each SUBGROUP_VARIABLES column: n, n_pos and (both classes present) the metrics.
 
     `patients` has patient_id, lge, prob (one model, one cohort); `attributes` has patient_id and the subgroup
@@ -44,7 +45,10 @@ def subgroup_metrics(patients: pd.DataFrame, attributes: pd.DataFrame, cutoff: f
                 continue
             m = screening_metrics(y, p, cutoff, ci_level=level)
             row.update({k: m[k] for k in ("auc", "auc_ci_low", "auc_ci_high", "sensitivity", "specificity")})
-            if n_boot > 0:
+            if method == "wilson":
+                w = wilson_intervals(m, level)
+                row.update({f"{k}_{e}": w[f"{k}_{e}"] for k in ("sensitivity", "specificity") for e in ("low", "high")})
+            elif n_boot > 0:
                 idx = stratified_resamples(y, n_boot, group_seed(seed, var, level_value))
                 reps = screening_replicates(y, p, cutoff, idx)
                 for k in ("sensitivity", "specificity"):

@@ -177,11 +177,12 @@ def format_interval(value: object, low: object, high: object, digits: int = 2) -
     return f"{v:.{digits}f} ({lo:.{digits}f}–{hi:.{digits}f})"
 
 
-def interval_table(df: pd.DataFrame, metrics: list[str], digits: int = 2,
+def interval_table(df: pd.DataFrame, metrics: list[str], digits: int | dict[str, int] = 2,
                    low: str = "{}_low", high: str = "{}_high") -> pd.DataFrame:  # fmt: skip
     """Replace each metric column by its `value (low–high)` string; the low/high columns are dropped.
 
-    The CSVs keep the numbers in separate columns; this is only for the report's HTML tables.
+    The CSVs keep the numbers in separate columns; this is only for the report's HTML tables. `digits` may
+    be one number or a per-metric dict (default 2; counts per 100 patients read best with 0).
     """
     out = df.copy()
     for m in metrics:
@@ -190,7 +191,8 @@ def interval_table(df: pd.DataFrame, metrics: list[str], digits: int = 2,
         lo_col, hi_col = low.format(m), high.format(m)
         lows = out[lo_col] if lo_col in out.columns else pd.Series(np.nan, index=out.index)
         highs = out[hi_col] if hi_col in out.columns else pd.Series(np.nan, index=out.index)
-        out[m] = [format_interval(v, a, b, digits) for v, a, b in zip(out[m], lows, highs, strict=True)]
+        d = digits.get(m, 2) if isinstance(digits, dict) else digits
+        out[m] = [format_interval(v, a, b, d) for v, a, b in zip(out[m], lows, highs, strict=True)]
         out = out.drop(columns=[c for c in (lo_col, hi_col) if c in out.columns])
     return out
 
