@@ -19,9 +19,7 @@ import argparse
 import contextlib
 import json
 import logging
-import os
 import re
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -36,6 +34,7 @@ from scipy import ndimage
 from cinescar.cohort.contract import (COHORTS, MANIFEST, MANIFEST_COLUMNS, PATIENT_ID_PATTERN, geometry_mismatch,
                                       read_manifest, read_volume)
 from cinescar.errors import CohortError, ConfigError
+from cinescar.io import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -309,18 +308,6 @@ def patient_folders(acdc_dir: Path) -> list[Path]:
     return folders
 
 
-def _write_atomic(path: Path, write) -> None:
-    """Write through a temp file in the same folder and rename, so readers never see a half-written file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _format(value: Any) -> str:
     """Manifest cell: empty for missing, 2 decimals for measured floats."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
@@ -435,9 +422,9 @@ def import_acdc(acdc_dir: str | Path, out_dir: str | Path, *, label_map: Mapping
                               new.reindex(columns=columns, fill_value="")], ignore_index=True)
     else:
         manifest = new
-    _write_atomic(out_dir / SUMMARY, lambda p: p.write_text(
+    atomic_write(out_dir / SUMMARY, lambda p: p.write_text(
         json.dumps({"imports": previous_imports + [summary]}, indent=2) + "\n"))
-    _write_atomic(out_dir / MANIFEST, lambda p: manifest.to_csv(p, index=False))  # last: marks completion
+    atomic_write(out_dir / MANIFEST, lambda p: manifest.to_csv(p, index=False))  # last: marks completion
     log.info("ACDC import: %d imported, %d left out in %.1f s", len(imported), len(left_out),
              time.perf_counter() - started)
     return summary

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from cinescar.cohort.synth_anatomy import (MYO_DENSITY_G_PER_ML, Anatomy, ScarPl
 from cinescar.cohort.synth_signal import (TISSUES, Acquisition, acquire, bias_field, bssfp_signal, centres,
                                           draw_acquisition, tissue_signals, to_dicom_range)
 from cinescar.errors import CohortError
+from cinescar.io import atomic_write, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -378,9 +378,7 @@ def _marker_ok(path: Path) -> bool:
 
 
 def _write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def _prepare_folder(out_dir: Path) -> None:
@@ -445,9 +443,7 @@ def generate_cohort(out_dir: Path, n_internal: int = 60, n_external: int = 20, s
                                                      lineterminator="\n")
     manifest = pd.DataFrame(rows)[MANIFEST_COLUMNS]
     path = out_dir / MANIFEST
-    tmp = path.with_name(MANIFEST + ".tmp")
-    manifest.to_csv(tmp, index=False, lineterminator="\n")
-    os.replace(tmp, path)  # the manifest appears last and whole
+    atomic_write(path, lambda tmp: manifest.to_csv(tmp, index=False, lineterminator="\n"))  # last and whole
     marker["complete"] = True
     marker["counts"] = {c: {"patients": int((manifest.cohort == c).sum()), "lge_pos": int(manifest.lge[manifest.cohort == c].sum())}
                         for c in ("internal", "external")}

@@ -7,7 +7,6 @@ Per-centre shards let Snakemake preprocess (and later extract radiomics for) cen
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ import pandas as pd
 
 from cinescar.cohort.contract import PHASES, as_stack, parse_scar_slices, read_manifest, read_volume, resolve, slugify
 from cinescar.errors import CohortError
+from cinescar.io import atomic_write
 from cinescar.preprocessing.fingerprint import FINGERPRINT_COLUMNS, stack_fingerprint
 from cinescar.preprocessing.images import PreprocessSettings, crop_center, preprocess_stack
 from cinescar.preprocessing.selection import development_selection
@@ -66,12 +66,6 @@ def preprocess_exam(pid: str, files: dict[str, Path], settings: PreprocessSettin
     return np.concatenate(images), np.concatenate(masks), pd.DataFrame(rows)
 
 
-def _atomic_save(path: Path, arr: np.ndarray) -> None:
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, arr)
-    os.replace(tmp, path)
-
-
 def preprocess_center(cohort_dir: str | Path, center_slug: str, out_dir: str | Path, cfg: dict) -> pd.DataFrame:
     """Preprocess every patient of one centre into `out_dir` (images.npy, masks.npy, index.parquet)."""
     settings = PreprocessSettings.from_config(cfg)
@@ -99,8 +93,9 @@ def preprocess_center(cohort_dir: str | Path, center_slug: str, out_dir: str | P
     index = index[INDEX_COLUMNS]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_save(out_dir / "images.npy", np.concatenate(images).astype(np.float32))
-    _atomic_save(out_dir / "masks.npy", np.concatenate(masks).astype(np.uint8))
+    all_images, all_masks = np.concatenate(images).astype(np.float32), np.concatenate(masks).astype(np.uint8)
+    atomic_write(out_dir / "images.npy", lambda tmp: np.save(tmp, all_images))
+    atomic_write(out_dir / "masks.npy", lambda tmp: np.save(tmp, all_masks))
     index.to_parquet(out_dir / "index.parquet", index=False)  # written last: its presence means complete
     log.info("centre %s: %d patients, %d images (%d for development)", center_slug, rows.shape[0], len(index),
              int(index["dev_selected"].sum()))
