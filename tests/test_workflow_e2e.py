@@ -37,7 +37,9 @@ def test_outputs_of_the_complete_run(killed_then_resumed):
         assert set(pred["split"]) == {"val", "test", "external"}
         assert pred["prob"].between(0, 1).all()
     metrics = pd.read_csv(work / "results/evaluation/metrics.csv")
-    assert set(metrics["model"]) == {"radiomics", "dl", "fusion"}
+    from cinescar.models import MODELS
+
+    assert set(metrics["model"]) == set(MODELS)  # the paper's three, clinical, combined, controls
     final = json.loads((work / "results/evaluation/final_models.json").read_text())
     assert set(final) >= {"radiomics", "dl", "fusion"}
     # nothing left to do

@@ -9,6 +9,24 @@ rule evaluate:
         radiomics="results/radiomics/predictions.parquet",
         dl="results/dl/predictions.parquet",
         fusion="results/fusion/predictions.parquet",
+        # baselines and controls (workflow/rules/baselines.smk): predictions + status.json each
+        clinical="results/baselines/clinical/predictions.parquet",
+        radiomics_clinical="results/baselines/radiomics_clinical/predictions.parquet",
+        dl_clinical="results/baselines/dl_clinical/predictions.parquet",
+        fusion_clinical="results/baselines/fusion_clinical/predictions.parquet",
+        shape_control="results/baselines/shape_control/predictions.parquet",
+        slice_control="results/baselines/slice_control/predictions.parquet",
+        statuses=expand(
+            "results/baselines/{model}/status.json",
+            model=[
+                "clinical",
+                "radiomics_clinical",
+                "dl_clinical",
+                "fusion_clinical",
+                "shape_control",
+                "slice_control",
+            ],
+        ),
         index=f"{PREPROCESS}/index.parquet",
         splits="results/splits/splits.json",
         manifest=MANIFEST,
@@ -24,6 +42,10 @@ rule evaluate:
         delong=f"{EVALUATION}/delong.csv",
         final_models=f"{EVALUATION}/final_models.json",
         final_metrics=f"{EVALUATION}/final_metrics.csv",
+        final_patients=f"{EVALUATION}/final_patients.csv",
+        operating_points=f"{EVALUATION}/operating_points.csv",
+        operating_points_json=f"{EVALUATION}/operating_points.json",
+        incremental=f"{EVALUATION}/incremental.csv",
         roc=f"{EVALUATION}/roc.csv",
         table1=f"{EVALUATION}/table1.csv",
         table2=f"{EVALUATION}/table2.csv",
@@ -34,6 +56,18 @@ rule evaluate:
         table_s2=f"{EVALUATION}/table_s2.csv",
         table_s3=f"{EVALUATION}/table_s3.csv",
         summary=f"{EVALUATION}/summary.json",
+        # evidence (issue 12b, cinescar.evaluation.evidence): intervals, calibration, utility, subgroups
+        evidence=multiext(
+            f"{EVALUATION}/",
+            "metrics_ci.csv",
+            "auc_differences.csv",
+            "calibration.csv",
+            "reliability.csv",
+            "decision_curve.csv",
+            "utility.csv",
+            "subgroups.csv",
+            "evidence.json",
+        ),
     log:
         "logs/evaluation/evaluate.log",
     benchmark:
@@ -58,6 +92,7 @@ rule report:
         final_metrics=f"{EVALUATION}/final_metrics.csv",
         roc=f"{EVALUATION}/roc.csv",
         summary=f"{EVALUATION}/summary.json",
+        evidence=rules.evaluate.output.evidence,
         tables=expand(
             f"{EVALUATION}/{{t}}.csv",
             t=[
