@@ -180,3 +180,18 @@ def test_report_is_self_contained(study, tmp_path):
     assert "target_sensitivity: 0.9" in text and "scikit-learn" in text  # config YAML and package versions
     assert "Chosen: k = 20" in text and "logistic_l1" in text  # Table S1 and the fusion's choice
     assert json.loads((out.parent / "versions.json").read_text())["numpy"] == np.__version__
+
+
+def test_report_headline_and_evidence(study, tmp_path):
+    """The headline box opens the report; every evidence section is there, numbers shown with their interval."""
+    root, files = study
+    text = build_report(files["metrics"].parent, tmp_path / "report.html", CFG).read_text(encoding="utf-8")
+    box = text.index("At a glance")
+    assert box < text.index("<h2>Final models</h2>") < text.index("Final models with intervals")
+    for heading in ("Calibration", "Clinical utility", "Subgroups: centre and vendor", "AUC differences",
+                    "LGE scans avoided /100", "Do the images add to the clinical variables?", "TRIPOD+AI"):
+        assert heading in text, heading
+    assert re.search(r"\d\.\d\d \(\d\.\d\d–\d\.\d\d\)", text)  # e.g. 0.80 (0.52–0.95)
+    ev = json.loads(files["evidence"].read_text())
+    assert [c["role"] for c in ev["cohorts"]] == ["development (out-of-fold validation)", "internal test", "external"]
+    assert ev["cohorts"][1]["n_patients"] == 14 and ev["proportion_interval"] == "wilson"

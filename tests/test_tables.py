@@ -124,3 +124,16 @@ def test_feature_recurrence_counts_folds_for_the_chosen_k():
     assert "c" not in set(t["feature"]) and t.set_index("feature").loc["dl_001", "kind"] == "dl"
     with pytest.raises(CinescarError, match="chosen k"):
         feature_recurrence(sel)
+
+
+def test_intervals_in_tables():
+    from cinescar.evaluation.tables import format_interval, interval_table
+
+    assert format_interval(0.8, 0.523, 0.951) == "0.80 (0.52–0.95)"
+    assert format_interval(-0.1, -0.3, 0.12) == "−0.10 (−0.30 to 0.12)"
+    assert format_interval(0.5, float("nan"), 0.9) == "0.50" and format_interval(float("nan"), 0, 1) == "–"
+    df = pd.DataFrame({"model": ["dl"], "sensitivity": [0.8], "sensitivity_low": [0.5], "sensitivity_high": [0.95],
+                       "avoided_per_100": [43.2], "avoided_per_100_low": [30.1], "avoided_per_100_high": [55.0]})
+    t = interval_table(df, ["sensitivity", "avoided_per_100"], {"avoided_per_100": 0})
+    assert list(t.columns) == ["model", "sensitivity", "avoided_per_100"]
+    assert t.iloc[0].tolist() == ["dl", "0.80 (0.50–0.95)", "43 (30–55)"]

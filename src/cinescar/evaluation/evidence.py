@@ -39,7 +39,7 @@ from cinescar.evaluation.bootstrap import (INTERVAL_METRICS, auc_difference_inte
 from cinescar.evaluation.calibration import EPS, calibration_summary, reliability_table
 from cinescar.evaluation.decision import decision_curve, thresholds
 from cinescar.evaluation.delong import delong_test
-from cinescar.evaluation.metrics import METRIC_COLUMNS, screening_metrics, wilson_intervals
+from cinescar.evaluation.metrics import METRIC_COLUMNS, auc_or_nan, screening_metrics, wilson_intervals
 from cinescar.evaluation import screening as scr
 from cinescar.evaluation.screening import OPTIMISTIC, VALIDATION
 from cinescar.evaluation.subgroups import SUBGROUP_COLUMNS, subgroup_metrics
@@ -147,12 +147,13 @@ def auc_differences(patients: dict[str, pd.DataFrame], final: dict[str, dict], c
             sa, sb = frames[a].loc[ids, "prob"].to_numpy(float), frames[b].loc[ids, "prob"].to_numpy(float)
             row = {"cohort": cohort, "model_a": a, "fold_a": final[a]["fold"], "model_b": b,
                    "fold_b": final[b]["fold"], "n_patients": len(ids), "n_pos": int(y.sum())}  # fmt: skip
+            auc_a, auc_b = auc_or_nan(y, sa), auc_or_nan(y, sb)
+            row.update({"auc_a": auc_a, "auc_b": auc_b, "diff": auc_a - auc_b, "z": np.nan, "p": np.nan})
             try:
                 d = delong_test(y, sa, sb)
-                row.update({"auc_a": d.auc_a, "auc_b": d.auc_b, "diff": d.diff, "z": d.z, "p": d.p})
-            except CinescarError as exc:
-                log.warning("AUC difference %s vs %s on %s not tested: %s", a, b, cohort, exc)
-                row.update({"auc_a": np.nan, "auc_b": np.nan, "diff": np.nan, "z": np.nan, "p": np.nan})
+                row.update({"z": d.z, "p": d.p})
+            except CinescarError as exc:  # e.g. one LGE+ patient: the AUCs exist, DeLong's variance does not
+                log.warning("AUC difference %s vs %s on %s: no DeLong test (%s)", a, b, cohort, exc)
             row["diff_low"] = row["diff_high"] = np.nan
             if res.n_boot > 0 and 0 < y.sum() < y.size:
                 row["diff_low"], row["diff_high"] = auc_difference_interval(

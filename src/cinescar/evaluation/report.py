@@ -19,6 +19,7 @@ import yaml
 from cinescar.config import config_hash
 from cinescar.versions import package_versions
 from cinescar.evaluation.report_evidence import evidence_html, headline_html
+from cinescar.evaluation.tables import format_interval
 from cinescar.evaluation.plots import LABELS, fold_auc_figure, roc_figure, to_base64_png
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ def _final_table(table: pd.DataFrame, op: str) -> pd.DataFrame:
         return table
     t = table[table["operating_point"] == op].drop(columns="operating_point").copy()
     t["model"] = t["model"].map(lambda m: LABELS.get(m, m))
-    t["AUC (95% CI)"] = [f"{a:.2f} ({lo:.2f}–{hi:.2f})" if a == a else "–"
+    t["AUC (95% CI)"] = [format_interval(a, lo, hi)
                          for a, lo, hi in zip(t["auc"], t["auc_ci_low"], t["auc_ci_high"], strict=True)]
     t = t.drop(columns=["auc_ci_low", "auc_ci_high"]).rename(columns=METRIC_NAMES)
     return t

@@ -165,7 +165,8 @@ def study_cohort_tables(manifest: pd.DataFrame, splits: dict, alpha: float = 0.0
 
 # ----------------------------------------------------------------------------------- intervals in tables
 def format_interval(value: object, low: object, high: object, digits: int = 2) -> str:
-    """`0.80 (0.52–0.95)`; the value alone when the interval is missing; an en dash when the value is."""
+    """`0.80 (0.52–0.95)`, `−0.10 (−0.30 to 0.12)`; the value alone when the interval is missing; an en dash
+    when the value is."""
     try:
         v, lo, hi = float(value), float(low), float(high)  # type: ignore[arg-type]
     except (TypeError, ValueError):
@@ -174,7 +175,8 @@ def format_interval(value: object, low: object, high: object, digits: int = 2) -
         return "–"
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return f"{v:.{digits}f}"
-    return f"{v:.{digits}f} ({lo:.{digits}f}–{hi:.{digits}f})"
+    sep = " to " if lo < 0 or hi < 0 else "–"  # "-3.27–-0.42" would read as a subtraction
+    return f"{v:.{digits}f} ({lo:.{digits}f}{sep}{hi:.{digits}f})".replace("-", "−")
 
 
 def interval_table(df: pd.DataFrame, metrics: list[str], digits: int | dict[str, int] = 2,
