@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -111,6 +112,22 @@ def test_predictions_cover_every_held_out_image_per_configuration(data):
     assert res.predictions_by_config["prob"].between(0, 1).all()
     # the label-carrying features are found by the shared LASSO selector
     assert {"original_f00", "dl_001"} <= {r["feature"] for r in res.scores["selected"]["4"]}
+
+
+def test_shared_transforms_and_thread_count_change_no_number(data):
+    """fit_fold imputes and scales each image set once for all configurations and runs gradient boosting on one
+    OpenMP thread: its predictions must equal each stored model's own `predict`, with 1 or 2 threads alike."""
+    index, rad, dl, splits = data
+    features = fuse_features(rad, dl)
+    one = fit_fold(features, index, splits, 0, replace(SETTINGS, threads=1))
+    two = fit_fold(features, index, splits, 0, replace(SETTINGS, threads=2))
+    pd.testing.assert_frame_equal(one.predictions_by_config, two.predictions_by_config, check_exact=True)
+    preds = one.predictions_by_config
+    for (k, name), model in one.models.items():
+        for split in ("val", "test", "external"):  # one predict call per image set, as fit_fold makes them
+            rows = preds[(preds["k"] == k) & (preds["classifier"] == name) & (preds["split"] == split)]
+            direct = model.predict(features.loc[rows["image_id"]])
+            np.testing.assert_array_equal(rows["prob"].to_numpy(), direct)
 
 
 def test_feature_table_errors_name_image_and_patient(data):

@@ -54,6 +54,12 @@ CLASSIFIER_LABELS = {
 }
 ROLE_TO_SPLIT = {"val_all": "val", "test": "test", "external": "external"}
 DL_COLUMN = re.compile(r"^dl_\d{3}$")
+_FIXED_THREADS = {"hist_gradient_boosting": 1}
+"""Classifiers that run on one OpenMP thread whatever `fusion.threads` says. scikit-learn's gradient boosting
+parallelises histograms and split finding over features, so its trees do not depend on the thread count
+(checked: identical probabilities with 1 and 2 threads); on a fold's few thousand images the OpenMP
+threads only cost -- one thread fitted 1.2-1.6x faster on the 2-vCPU machine, and it leaves the second core
+to another job (docs/performance.md)."""
 
 
 def make_classifier(name: str, seed: int, params: dict | None = None, threads: int = 1) -> Any:
@@ -150,11 +156,17 @@ class FusionModel:
         if missing:
             raise CinescarError(f"{len(missing)} fused feature(s) the model needs are missing, e.g. {missing[:3]}")
         raw = features[self.feature_names].to_numpy(dtype=np.float64)
-        scaled = self.scaler.transform(self.imputer.transform(raw))
+        return self.predict_scaled(self.scaler.transform(self.imputer.transform(raw)), np.isnan(raw).any(axis=1))
+
+    def predict_scaled(self, scaled: np.ndarray, failed: np.ndarray) -> np.ndarray:
+        """`predict` on rows already imputed and scaled by this model's imputer and scaler (`failed`: rows with
+        a missing raw feature). Why: every (k, classifier) of a fold shares them, so `fit_fold` transforms each
+        image set once instead of once per configuration -- same arithmetic, same numbers."""
         cols = [self.feature_names.index(n) for n in self.selected]
-        prob = self.classifier.predict_proba(scaled[:, cols])[:, 1]
+        with threadpool_limits(limits=_FIXED_THREADS.get(self.classifier_name)):
+            prob = self.classifier.predict_proba(scaled[:, cols])[:, 1]
         if self.failure_policy == "exclude":
-            prob[np.isnan(raw).any(axis=1)] = np.nan
+            prob[failed] = np.nan
         return prob
 
 
@@ -245,6 +257,9 @@ def fit_fold(features: pd.DataFrame, index: pd.DataFrame, splits: dict, fold: in
     X_val = _features_of(features, val, "val", source)
     y_val = val["lge"].to_numpy(dtype=int)
     other = {role: (roles[role], _features_of(features, roles[role], role, source)) for role in ROLE_TO_SPLIT}
+    # imputed + scaled once per image set, shared by every (k, classifier): FusionModel.predict_scaled
+    prepared = {role: _prepare(X, imputer, scaler) for role, X in [("val", X_val)] + [
+        (role, X) for role, (_, X) in other.items()]}
     models: dict[tuple[int, str], FusionModel] = {}
     score_rows, predictions = [], []
     selected: dict[str, list[dict]] = {}
@@ -257,7 +272,7 @@ def fit_fold(features: pd.DataFrame, index: pd.DataFrame, splits: dict, fold: in
             clf = make_classifier(name, settings.seed, settings.classifier_params.get(name), settings.threads)
             # keep OpenMP/BLAS (gradient boosting, SVM) within the job's declared threads: on a many-core
             # node they would otherwise take every core, whatever Snakemake's `threads:` says
-            with warnings.catch_warnings(), threadpool_limits(limits=settings.threads):
+            with warnings.catch_warnings(), threadpool_limits(limits=_FIXED_THREADS.get(name, settings.threads)):
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 clf.fit(scaled[:, idx], y_train)
             if isinstance(clf, RandomForestClassifier):
@@ -267,13 +282,13 @@ def fit_fold(features: pd.DataFrame, index: pd.DataFrame, splits: dict, fold: in
             model = FusionModel(feature_names=names, imputer=imputer, scaler=scaler, selected=sel, classifier=clf,
                                 classifier_name=name, k=int(k), failure_policy=policy)
             models[(int(k), name)] = model
-            p_val = model.predict(X_val)
+            p_val = model.predict_scaled(*prepared["val"])
             ok = ~np.isnan(p_val)
             score_rows.append({"k": int(k), "classifier": name, "val_auc": validation_auc(y_val[ok], p_val[ok]),
                                "n_selected": len(sel)})
             for role, split in ROLE_TO_SPLIT.items():
-                table, X = other[role]
-                prob = model.predict(X) if len(table) else np.array([])
+                table, _ = other[role]
+                prob = model.predict_scaled(*prepared[role]) if len(table) else np.array([])
                 predictions.append(pd.DataFrame({
                     "k": int(k), "classifier": name, "image_id": table["image_id"].to_numpy(),
                     "patient_id": table["patient_id"].astype(str).to_numpy(), "fold": int(fold), "split": split,
@@ -294,6 +309,14 @@ def fit_fold(features: pd.DataFrame, index: pd.DataFrame, splits: dict, fold: in
     log.info("fold %d: validation AUC %s", fold,
              {f"k{r['k']}/{r['classifier']}": round(r["val_auc"], 3) for r in score_rows})
     return FusionFoldResult(fold=int(fold), scores=scores, predictions_by_config=preds, models=models)
+
+
+def _prepare(X: pd.DataFrame, imputer: SimpleImputer, scaler: MinMaxScaler) -> tuple[np.ndarray, np.ndarray]:
+    """(imputed and scaled rows, rows with a missing raw feature), exactly as FusionModel.predict computes them."""
+    raw = X.to_numpy(dtype=np.float64)
+    if not len(raw):
+        return raw, np.zeros(0, dtype=bool)
+    return scaler.transform(imputer.transform(raw)), np.isnan(raw).any(axis=1)
 
 
 def score_table(scores: list[dict]) -> pd.DataFrame:
