@@ -16,7 +16,6 @@ if config["cohort"]["synthetic"]:
             mem_mb=2000,
         params:
             cfg=cfg_sections("synthetic"),
-            out=COHORT,
         script:
             "../scripts/cohort_synth.py"
 
@@ -59,7 +58,6 @@ rule preprocess_center:
         mem_mb=4000,
     params:
         cfg=cfg_sections("preprocessing"),
-        cohort=COHORT,
     script:
         "../scripts/preprocess_center.py"
 
@@ -124,6 +122,5 @@ if config["acdc"]["source"]:
             cfg=cfg_sections("acdc"),
             source=repo_path(config["acdc"]["source"]),
             external=repo_path(config["acdc"]["external_source"]),
-            out=COHORT,
         script:
             "../scripts/cohort_import_acdc.py"

@@ -1,4 +1,4 @@
-# Shared by every rule file: config validation, constants and input functions.
+# Shared by every rule file -- config validation, constants and input functions.
 import json
 from pathlib import Path
 
@@ -31,7 +31,7 @@ wildcard_constraints:
 
 
 def cfg_sections(*names):
-    """The config sections a rule depends on, passed as `params:` so that changing one of them reruns
+    """The config sections a job depends on, passed as its params so that changing one of them reruns
     exactly the rules that read it (Snakemake's params rerun trigger), and nothing else.
     """
     return {name: config[name] for name in names if name in config} | {
@@ -77,6 +77,29 @@ def center_files(wildcards):
     return manifest_files(COHORT, wildcards.center)
 
 
+RADIOMICS = "results/radiomics"
+
+
+def extraction_chunk_counts():
+    """{centre slug: number of chunks}, from the validation report (known before preprocessing)."""
+    from cinescar.radiomics.extract import extraction_chunks
+
+    validation = checkpoints.validate_cohort.get().output.validation
+    return extraction_chunks(
+        MANIFEST, validation, int(config["radiomics"]["extract_chunk_images"])
+    )
+
+
+def extraction_chunk_files(ext):
+    counts = extraction_chunk_counts()
+    return [
+        f"{RADIOMICS}/chunks/{slug}/{chunk}-of-{n}.{ext}"
+        for slug in center_slugs()
+        for n in [counts[slug]]
+        for chunk in range(n)
+    ]
+
+
 def preprocessed_arrays(wildcards=None):
     return expand(
         f"{PREPROCESS}/centers/{{center}}/{{arr}}.npy",
@@ -89,8 +112,10 @@ def preprocessed_arrays(wildcards=None):
 # (`--sw-deployment-method conda`), which hold only third-party dependencies.
 import os
 
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (f"{workflow.basedir}/src", os.environ.get("PYTHONPATH", "")) if p
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(
+        p for p in (f"{workflow.basedir}/src", os.environ.get("PYTHONPATH", "")) if p
+    )
 )
 ENVS = f"{workflow.basedir}/envs"
 

@@ -2,28 +2,6 @@
 # in parallel, gathered in order; per-fold LASSO + L1-LR for every candidate k; k chosen by mean validation
 # AUC over the folds.
 
-RADIOMICS = "results/radiomics"
-
-
-def extraction_chunk_counts():
-    """{centre slug: number of chunks}, from the validation report (known before preprocessing)."""
-    from cinescar.radiomics.extract import extraction_chunks
-
-    validation = checkpoints.validate_cohort.get().output.validation
-    return extraction_chunks(
-        MANIFEST, validation, int(config["radiomics"]["extract_chunk_images"])
-    )
-
-
-def extraction_chunk_files(ext):
-    counts = extraction_chunk_counts()
-    return [
-        f"{RADIOMICS}/chunks/{slug}/{chunk}-of-{n}.{ext}"
-        for slug in center_slugs()
-        for n in [counts[slug]]
-        for chunk in range(n)
-    ]
-
 
 rule radiomics_extract:
     input:

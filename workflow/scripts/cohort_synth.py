@@ -5,5 +5,6 @@ from cinescar.logs import setup_logging
 
 setup_logging(snakemake.log[0])
 syn = dict(snakemake.params.cfg["synthetic"])
-generate_cohort(Path(snakemake.params.out), n_internal=int(syn.pop("internal_patients")),
+# the cohort folder is the manifest's (the rule names the file, the library writes beside it)
+generate_cohort(Path(snakemake.output.manifest).parent, n_internal=int(syn.pop("internal_patients")),
                 n_external=int(syn.pop("external_patients")), seed=int(snakemake.params.cfg["seed"]), **syn)

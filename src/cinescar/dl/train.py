@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from cinescar.config import schema_defaults
 from cinescar.dl.data import ScarDataModule
 from cinescar.dl.features import features_table, predict_index
 from cinescar.dl.inference import resolve_device, three_channels
@@ -219,7 +220,7 @@ def fit_network(
     all_callbacks: list[pl.Callback] = [best, *callbacks]
     with quiet_lightning():
         trainer = pl.Trainer(
-            max_epochs=int(training.get("max_epochs", 3)),
+            max_epochs=int(training.get("max_epochs", schema_defaults("dl", "training")["max_epochs"])),
             accelerator=str(training.get("accelerator", "auto")),
             devices=training.get("devices", 1),
             precision=training.get("precision", "32-true"),
