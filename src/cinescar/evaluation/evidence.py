@@ -262,7 +262,7 @@ def optimistic_numbers(metrics: pd.DataFrame, final: dict[str, dict]) -> list[st
     notes = ["validation rows (cohort val): the cut-off was set on these very patients"]
     if (metrics["operating_point"] == OPTIMISTIC).any():
         notes.append("rows labelled optimistic: cut-off chosen on the evaluated cohort itself (paper's variant)")
-    on_test = [m for m, v in final.items() if "test" in str(v.get("rule", "")).lower()]
+    on_test = [m for m, v in final.items() if v.get("optimistic") or "test" in str(v.get("rule", "")).lower()]
     if on_test:
         notes.append("final-model numbers on the internal test cohort of " + ", ".join(on_test)
                      + ": the final model was chosen on that cohort")
@@ -322,8 +322,8 @@ def evidence_tables(patients: dict[str, pd.DataFrame], metrics: pd.DataFrame, fi
     method = str(ev.get("proportion_interval", "wilson"))
     mci = metrics_with_intervals(patients, metrics, names, res, level, method)
     t_metrics = time.process_time() - t0
-    diffs = auc_differences(patients, final, cohorts, names, res, level)
     dev_cohorts = ["val", *cohorts]  # val: pooled out-of-fold (mean rule) or the final fold's validation patients
+    diffs = auc_differences(patients, final, dev_cohorts, names, res, level)
     calib, rel = calibration_tables(patients, final, dev_cohorts, names, res, level, int(ev.get("reliability_bins", 5)))
 
     curves, subgroups = [], []
