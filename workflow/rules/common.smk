@@ -108,16 +108,20 @@ def preprocessed_arrays(wildcards=None):
     )
 
 
+# The repository's root, from this file's own location: `workflow.basedir` is the *using* workflow's
+# folder when cinescar is used as a Snakemake module (`module cinescar: snakefile: ...`).
+REPO = str(Path(str(workflow.current_basedir)).resolve().parents[1])
+
 # The library is importable in every job, also inside the per-group conda environments
 # (`--sw-deployment-method conda`), which hold only third-party dependencies.
 import os
 
 os.environ.update(
     PYTHONPATH=os.pathsep.join(
-        p for p in (f"{workflow.basedir}/src", os.environ.get("PYTHONPATH", "")) if p
+        p for p in (f"{REPO}/src", os.environ.get("PYTHONPATH", "")) if p
     )
 )
-ENVS = f"{workflow.basedir}/envs"
+ENVS = f"{REPO}/envs"
 
 
 def repo_path(path):
@@ -125,7 +129,7 @@ def repo_path(path):
     (so `snakemake -d elsewhere` still finds the shipped config/radiomics.yaml)."""
     if not path or os.path.isabs(path) or os.path.exists(path):
         return path
-    shipped = f"{workflow.basedir}/{path}"
+    shipped = f"{REPO}/{path}"
     return shipped if os.path.exists(shipped) else path
 
 

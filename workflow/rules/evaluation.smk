@@ -37,20 +37,48 @@ rule evaluate:
         fusion_classifiers="results/fusion/classifiers.csv",
         mlflow=MLFLOW_READY,
     output:
-        metrics=f"{EVALUATION}/metrics.csv",
+        metrics=report(
+            f"{EVALUATION}/metrics.csv",
+            caption="../report/metrics.rst",
+            category="Evaluation",
+        ),
         patients=f"{EVALUATION}/patients.csv",
-        delong=f"{EVALUATION}/delong.csv",
+        delong=report(
+            f"{EVALUATION}/delong.csv",
+            caption="../report/delong.rst",
+            category="Evaluation",
+        ),
         final_models=f"{EVALUATION}/final_models.json",
-        final_metrics=f"{EVALUATION}/final_metrics.csv",
+        final_metrics=report(
+            f"{EVALUATION}/final_metrics.csv",
+            caption="../report/final_metrics.rst",
+            category="Evaluation",
+        ),
         final_patients=f"{EVALUATION}/final_patients.csv",
         operating_points=f"{EVALUATION}/operating_points.csv",
         operating_points_json=f"{EVALUATION}/operating_points.json",
         incremental=f"{EVALUATION}/incremental.csv",
         roc=f"{EVALUATION}/roc.csv",
-        table1=f"{EVALUATION}/table1.csv",
-        table2=f"{EVALUATION}/table2.csv",
-        table3=f"{EVALUATION}/table3.csv",
-        table4=f"{EVALUATION}/table4.csv",
+        table1=report(
+            f"{EVALUATION}/table1.csv",
+            caption="../report/tables.rst",
+            category="Tables",
+        ),
+        table2=report(
+            f"{EVALUATION}/table2.csv",
+            caption="../report/tables.rst",
+            category="Tables",
+        ),
+        table3=report(
+            f"{EVALUATION}/table3.csv",
+            caption="../report/tables.rst",
+            category="Tables",
+        ),
+        table4=report(
+            f"{EVALUATION}/table4.csv",
+            caption="../report/tables.rst",
+            category="Tables",
+        ),
         table4_folds=f"{EVALUATION}/table4_folds.csv",
         table_s1=f"{EVALUATION}/table_s1.csv",
         table_s2=f"{EVALUATION}/table_s2.csv",
@@ -109,7 +137,11 @@ rule report:
         gradcam=expand("results/dl/gradcam/fold{fold}/done.json", fold=FOLDS),
         mlflow=MLFLOW_READY,
     output:
-        html="results/report/report.html",
+        html=report(
+            "results/report/report.html",
+            caption="../report/report.rst",
+            category="Study report",
+        ),
         versions="results/report/versions.json",
     log:
         "logs/evaluation/report.log",
