@@ -23,7 +23,11 @@ rule bundle:
         manifest=MANIFEST,
         mlflow=MLFLOW_READY,
     output:
-        bundle=f"{BUNDLE}/bundle.json",
+        bundle=report(
+            f"{BUNDLE}/bundle.json",
+            caption="../report/bundle.rst",
+            category="Model bundle",
+        ),
     log:
         "logs/bundle/bundle.log",
     benchmark:
