@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -77,3 +78,26 @@ def test_numeric_threads_come_from_the_config():
         text = (REPO / "workflow" / "scripts" / f"{script}.py").read_text(encoding="utf-8")
         assert "threads=snakemake.threads" not in text
         assert 'snakemake.config["' in text and '"]["threads"]' in text, script
+
+
+def test_extraction_runs_in_chunks_of_images_laid_out_from_the_validation_report(tmp_path):
+    """Radiomics extraction is one job per chunk of <= radiomics.extract_chunk_images images of a centre (the
+    largest centre was one job and the run's critical path), laid out as soon as the cohort is validated."""
+    cohort = tmp_path / "cohort"
+    cohort.mkdir()
+    (cohort / "manifest.csv").write_text("patient_id,center\nP1,Centre A\nP2,Centre A\nP3,Rome\n")
+    report = tmp_path / "results" / "validation" / "report.json"
+    report.parent.mkdir(parents=True)
+    report.write_text(json.dumps({"center_slugs": ["centre-a", "rome"], "slices_per_phase": {
+        "P1:ED": 10, "P1:ES": 10, "P2:ED": 6, "P2:ES": 6, "P3:ED": 2, "P3:ES": 2}}))
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("cohort:\n  path: cohort\n  synthetic: false\nradiomics:\n  extract_chunk_images: 10\n")
+    out = _dry_run(tmp_path, "--cores", "1", "--configfile", str(cfg), "--", "results/radiomics/features.parquet")
+    chunks = sorted(set(re.findall(r"results/radiomics/chunks/([\w-]+/\d+-of-\d+)\.parquet", out)))
+    # centre A: 32 slices -> 4 chunks of <= 10 images; Rome: 4 slices -> 1 chunk
+    assert chunks == ["centre-a/0-of-4", "centre-a/1-of-4", "centre-a/2-of-4", "centre-a/3-of-4", "rome/0-of-1"]
+
+
+def test_paper_cpu_config_builds_the_dag(tmp_path):
+    out = _dry_run(tmp_path, "--cores", "2", "--configfile", str(REPO / "config" / "paper-cpu.yaml"))
+    assert "synth_cohort" in out and "validate_cohort" in out
