@@ -130,3 +130,20 @@ def test_schema_defaults_are_the_schemas():
     assert bundle_settings({"bundle": {"ood_tolerance": 0.5}})["ood_tolerance"] == 0.5
     assert schema_defaults("dl", "gradcam")["layer"] == schema["properties"]["dl"]["properties"]["gradcam"][
         "properties"]["layer"]["default"]
+
+
+def test_jobs_nest_under_the_parent_run_that_mlflow_init_recorded(tmp_path, monkeypatch):
+    """mlflow_init writes the parent run's id into tracking.json; a job reads it instead of searching."""
+    import pytest
+
+    from cinescar import tracking
+
+    monkeypatch.chdir(tmp_path)
+    cfg = {"seed": 0, "cohort": {"name": "tiny"},
+           "mlflow": {"enabled": True, "tracking_uri": f"sqlite:///{tmp_path}/mlflow.db"}}
+    state = tracking.init_tracking(cfg, tmp_path / "tracking.json")
+    assert state["reachable"] and state["parent_run_id"]
+    monkeypatch.setattr(tracking, "_parent_run", lambda *a, **k: pytest.fail("searched for the parent run"))
+    with tracking.start_run(cfg, "job", state_path=tmp_path / "tracking.json") as run:
+        parent = run.client.get_run(run.run_id).data.tags["mlflow.parentRunId"]
+    assert parent == state["parent_run_id"]

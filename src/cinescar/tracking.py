@@ -148,7 +148,10 @@ def init_tracking(cfg: dict, out: str | Path = READY) -> dict:
         try:
             if uri.startswith("sqlite:///"):
                 Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-            state["experiment_id"] = _experiment_id(_client(cfg), cfg)
+            client = _client(cfg)
+            state["experiment_id"] = _experiment_id(client, cfg)
+            # the workflow's parent run, made once here: every job nests under the id it reads from this file
+            state["parent_run_id"] = _parent_run(client, state["experiment_id"], cfg)
             state["reachable"] = True
         except Exception as exc:  # the store itself is broken or refuses us: carry on with local files
             log.warning("MLflow tracking at %s failed (%s): runs are recorded as JSON under %s/offline",
@@ -215,7 +218,11 @@ class RunLogger:
 
 
 def _parent_run(client, experiment_id: str, cfg: dict) -> str:
-    """Find or create the parent run of this config; a file lock keeps parallel jobs from making two."""
+    """Find or create the parent run of this config; a file lock keeps parallel callers from making two.
+
+    The workflow's `mlflow_init` rule calls it once and writes the id into tracking.json; jobs read it
+    there (`start_run`). The search by config hash remains for callers without that file (tests, scripts).
+    """
     from filelock import FileLock
 
     key = config_hash(cfg)
@@ -248,12 +255,17 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 
 @contextmanager
-def start_run(cfg: dict, run_name: str, tags: dict | None = None) -> Iterator[RunLogger]:
-    """A nested run under this config's parent run; JSON fallback under results/mlflow/offline/."""
+def start_run(cfg: dict, run_name: str, tags: dict | None = None, state_path: str | Path = READY
+              ) -> Iterator[RunLogger]:  # fmt: skip
+    """A nested run under the workflow's parent run; JSON fallback under results/mlflow/offline/.
+
+    The parent is the one `mlflow_init` recorded in `state_path` (the rule's tracking.json) when it is
+    there, so a job does not search runs by config hash under a lock.
+    """
     tags = {str(k): str(public(v)) for k, v in (tags or {}).items()}
     offline = ROOT / "offline" / f"{run_name.replace('/', '_')}.json"
     client = run_id = None
-    state = json.loads(READY.read_text()) if READY.exists() else None
+    state = json.loads(Path(state_path).read_text()) if Path(state_path).exists() else None
     uri = tracking_uri(cfg)
     remote = uri.startswith(("http://", "https://"))
     # a local store that failed at set-up stays off; a server is probed again by every job
@@ -266,7 +278,8 @@ def start_run(cfg: dict, run_name: str, tags: dict | None = None) -> Iterator[Ru
         try:
             client = _client(cfg)
             exp_id = _experiment_id(client, cfg)
-            parent = _parent_run(client, exp_id, cfg)
+            recorded = (state or {}).get("parent_run_id") if (state or {}).get("experiment_id") == exp_id else None
+            parent = recorded or _parent_run(client, exp_id, cfg)
             run = client.create_run(exp_id, run_name=run_name, tags={
                 **tags, "mlflow.parentRunId": parent, "cinescar.config_hash": config_hash(cfg)})
             run_id = run.info.run_id

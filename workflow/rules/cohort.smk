@@ -100,7 +100,9 @@ rule mlflow_init:
     conda:
         f"{ENVS}/cohort.yaml"
     params:
-        cfg=cfg_sections("mlflow", "cohort"),
+        # the whole config: the parent run made here records it, and a changed config gets a new parent
+        # (consumers take tracking.json as ancient(), so this rerun alone reruns nothing else)
+        cfg=config,
     script:
         "../scripts/mlflow_init.py"
 
