@@ -29,7 +29,8 @@ import numpy as np
 import pandas as pd
 
 from cinescar.errors import CinescarError
-from cinescar.radiomics.model import PREDICTION_COLUMNS, FoldResult, RadiomicsSettings, choose_k, cv_table, fit_fold
+from cinescar.predictions import PREDICTION_COLUMNS
+from cinescar.radiomics.model import FoldResult, RadiomicsSettings, choose_k, cv_table, fit_fold
 
 log = logging.getLogger(__name__)
 SHAPE_MARKER = "shape2D"

@@ -21,7 +21,6 @@ from cinescar import tracking
 from cinescar.errors import CinescarError
 from cinescar.fusion.model import (
     CLASSIFIER_LABELS,
-    PREDICTION_COLUMNS,
     FusionFoldResult,
     FusionModel,
     FusionSettings,
@@ -30,6 +29,7 @@ from cinescar.fusion.model import (
     fuse_features,
     score_table,
 )
+from cinescar.predictions import PREDICTION_COLUMNS
 from cinescar.preprocessing.splits import load_splits
 
 log = logging.getLogger(__name__)

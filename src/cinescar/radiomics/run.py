@@ -17,9 +17,9 @@ import pandas as pd
 
 from cinescar import tracking
 from cinescar.errors import CinescarError
+from cinescar.predictions import PREDICTION_COLUMNS
 from cinescar.preprocessing.splits import load_splits
 from cinescar.radiomics.model import (
-    PREDICTION_COLUMNS,
     FoldResult,
     RadiomicsModel,
     RadiomicsSettings,
