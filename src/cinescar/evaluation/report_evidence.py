@@ -106,7 +106,8 @@ def headline_html(ev_dir: str | Path, out_html: str | Path) -> str:
         parts.append(f"AUC of each combined (image + clinical) model minus the clinical model's, {level:.0%} "
                      "bootstrap interval, DeLong's p.</p>")  # fmt: skip
         comp = _sorted(comp)
-        comp["Cohort"] = comp["cohort"].map(_cohort_name)
+        oof = min((int(v["fold"]) for v in final.values()), default=0)  # −1: the mean final model
+        comp["Cohort"] = comp["cohort"].map(lambda c: _cohort_name(c, oof))
         comp["Image model"] = comp["image_model"].map(lambda m: LABELS.get(m, m))
         comp["ΔAUC vs clinical"] = [format_interval(d, lo, hi) for d, lo, hi in
                                     zip(comp["diff"], comp["diff_low"], comp["diff_high"], strict=True)]  # fmt: skip
@@ -121,16 +122,15 @@ def headline_html(ev_dir: str | Path, out_html: str | Path) -> str:
     util = _final_rows(_read(ev_dir, "utility.csv"), final, ev.get("default_operating_point"))
     if len(util):
         util = _sorted(util[util["cohort"] != "val"])
-        util = util.assign(Model=util["model"].map(lambda m: LABELS.get(m, m)), Cohort=util["cohort"].map(_cohort_name),
-                           **{"LGE scans avoided /100": [format_interval(v, a, b, 0) for v, a, b in zip(
-                               util["avoided_per_100"], util["avoided_per_100_low"], util["avoided_per_100_high"],
-                               strict=True)],
-                              "Scar-positive missed /100": [format_interval(v, a, b, 0) for v, a, b in zip(
-                                  util["missed_per_100"], util["missed_per_100_low"], util["missed_per_100_high"],
-                                  strict=True)]})  # fmt: skip
-        parts.append("<p><b>Per 100 patients</b> at the default cut-off (final models; cohort prevalence as above):</p>")
-        parts.append(util[["Model", "Cohort", "n_patients", "LGE scans avoided /100", "Scar-positive missed /100"]]
-                     .to_html(index=False, escape=True, border=0))
+        cell = [f"{format_interval(a, al, ah, 0)} avoided, {format_interval(m, ml, mh, 0)} missed" for a, al, ah, m, ml, mh
+                in zip(util["avoided_per_100"], util["avoided_per_100_low"], util["avoided_per_100_high"],
+                       util["missed_per_100"], util["missed_per_100_low"], util["missed_per_100_high"], strict=True)]
+        grid = util.assign(cell=cell, Cohort=util["cohort"].map(_cohort_name)).pivot_table(
+            index="model", columns="Cohort", values="cell", aggfunc="first", sort=False)
+        grid.index = [LABELS.get(m, m) for m in grid.index]
+        parts.append("<p><b>Per 100 patients</b> at the default cut-off (final models; each cohort's prevalence as "
+                     "above): LGE scans avoided, and scar-positive patients among them (missed).</p>")
+        parts.append(grid.to_html(escape=True, border=0))
     opt = ev.get("optimistic", [])
     if opt:
         parts.append("<p class='optimistic'><b>Optimistic numbers</b> (they overstate what new patients would "

@@ -175,6 +175,7 @@ def format_interval(value: object, low: object, high: object, digits: int = 2) -
         return "–"
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return f"{v:.{digits}f}"
+    v, lo, hi = (round(x, digits) + 0.0 for x in (v, lo, hi))  # + 0.0: no "−0.00"
     sep = " to " if lo < 0 or hi < 0 else "–"  # "-3.27–-0.42" would read as a subtraction
     return f"{v:.{digits}f} ({lo:.{digits}f}{sep}{hi:.{digits}f})".replace("-", "−")
 
