@@ -126,7 +126,8 @@ def test_bundle_holds_every_part_hashed(study, bundle_dir, bundle):
     assert (bundle_dir / "radiomics_params.yaml").read_bytes() == Path(study.cfg["radiomics"]["params"]).read_bytes()
     assert meta["training_cohort"]["manifest_sha256"] == sha256_file(study.cohort / "manifest.csv")
     assert {"scikit-learn", "torch", "numpy", "cinescar"} <= set(meta["versions"])
-    assert meta["config"]["radiomics"]["params"] == study.cfg["radiomics"]["params"]
+    # the config as shipped is public: paths relative to the run directory (issue 15), never absolute
+    assert meta["config"]["radiomics"]["params"] == "radiomics_params.yaml"
     assert meta["preprocessing"]["size"] == 256
     ranges = meta["training_ranges"]
     assert ranges["spacing_mm"] == pytest.approx([1.2, 1.2]) and ranges["rows"] == [48, 48]
@@ -269,7 +270,8 @@ def test_out_of_distribution_exams_are_flagged_not_silent(study, bundle, tmp_pat
     from cinescar.screening.screen import Exam, screen_exam
 
     exam = _exam(study, _splits(study)["test"][0])
-    assert screen_exam(bundle, exam)["warnings"] == []
+    # no out-of-distribution warning (the tiny study's 4-slice stacks get the plausibility one, tested elsewhere)
+    assert [w for w in screen_exam(bundle, exam)["warnings"] if "only 4 slices" not in w] == []
     # the same anatomy stored on another intensity scale and at 2.5 mm pixels
     img = sitk.ReadImage(str(exam.files["ed_image"]), sitk.sitkFloat32)
     scaled = sitk.GetImageFromArray(sitk.GetArrayFromImage(img) / 1000.0)
@@ -323,7 +325,8 @@ def test_registered_pyfunc_model_predicts(study, bundle_dir, bundle, tmp_path, m
     info = register_bundle(bundle_dir, cfg)
     assert info is not None and info["name"] == "cinescar-scar-screening" and str(info["version"]) == "1"
     with using_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db"):
-        model = mlflow.pyfunc.load_model("models:/cinescar-scar-screening/1")
+        model = mlflow.pyfunc.load_model("models:/cinescar-scar-screening/1",
+                                         model_config={"exam_root": str(study.root)})  # exams live there
     pids = _splits(study)["test"][:2]
     exams = [_exam(study, pid) for pid in pids]
     df = pd.DataFrame([{"patient_id": e.patient_id, **{c: str(p) for c, p in e.files.items()}} for e in exams])
@@ -335,7 +338,8 @@ def test_registered_pyfunc_model_predicts(study, bundle_dir, bundle, tmp_path, m
             assert row[f"{m}_probability"] == pytest.approx(direct["models"][m]["probability"], abs=1e-12)
             assert row[f"{m}_decision"] == direct["models"][m]["decision"]
         assert row["n_images"] == len(direct["images"])
-    local = mlflow.pyfunc.load_model(str(save_pyfunc(bundle_dir, tmp_path / "pyfunc"))).predict(df.head(1))
+    local = mlflow.pyfunc.load_model(str(save_pyfunc(bundle_dir, tmp_path / "pyfunc")),
+                                     model_config={"exam_root": str(study.root)}).predict(df.head(1))
     pd.testing.assert_frame_equal(local, out.head(1))
 
     with caplog.at_level("WARNING"):
@@ -372,3 +376,135 @@ def test_cli_prints_and_writes_the_result(study, bundle_dir, tmp_path, capsys):
     rc = main(["screen", "--bundle", str(bundle_dir), "--manifest", str(study.cohort / "manifest.csv"),
                "--patient", "NOBODY"])
     assert rc == 2 and "patient NOBODY" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------- refusals (issue 15, "Refuse what is wrong")
+
+
+def test_screen_refuses_an_implausible_exam_and_warns_on_an_unusual_one(study, bundle, tmp_path):
+    from cinescar.screening.screen import Exam, screen_exam
+
+    exam = _exam(study, _splits(study)["test"][0])
+    ones = tmp_path / "ones.nii.gz"
+    mask = sitk.ReadImage(str(exam.files["ed_mask"]))
+    full = sitk.GetImageFromArray(np.ones_like(sitk.GetArrayFromImage(mask)))
+    full.CopyInformation(mask)
+    sitk.WriteImage(full, str(ones))
+    with pytest.raises(CohortError, match="not a myocardium contour") as err:  # was: "LGE likely", p = 1.0
+        screen_exam(bundle, Exam(exam.patient_id, {**exam.files, "ed_mask": ones}))
+    assert err.value.path == str(ones)
+    with pytest.raises(CohortError, match="same file is given as the ED and the ES image"):
+        screen_exam(bundle, Exam(exam.patient_id, {**exam.files, "es_image": exam.files["ed_image"],
+                                                   "es_mask": exam.files["ed_mask"]}))
+    # the tiny study's stacks have 4 slices: unusual, not wrong -- a warning in the result, every number kept
+    result = screen_exam(bundle, exam)
+    assert any("only 4 slices hold myocardium" in w for w in result["warnings"])
+    assert all(result["models"][m]["probability"] is not None for m in MODELS)
+
+
+def test_patient_ids_cannot_write_outside_the_chosen_folder(study, bundle_dir, bundle, tmp_path, capsys):
+    from cinescar.cli import main
+    from cinescar.screening.screen import Exam, screen_exam
+
+    cohort = tmp_path / "cohort"
+    shutil.copytree(study.cohort, cohort)
+    m = pd.read_csv(cohort / "manifest.csv", dtype=str, keep_default_na=False)
+    m.loc[0, "patient_id"] = "../../escaped"
+    m.to_csv(cohort / "manifest.csv", index=False)
+    cams = tmp_path / "deep" / "er" / "cams"
+    rc = main(["screen", "--bundle", str(bundle_dir), "--manifest", str(cohort / "manifest.csv"), "--patient",
+               "../../escaped", "--gradcam-dir", str(cams)])
+    assert rc == 2 and "must match [A-Za-z0-9_-]+" in capsys.readouterr().err
+    assert not list(tmp_path.rglob("*escaped*"))
+    exam = _exam(study, _splits(study)["test"][0])
+    with pytest.raises(CohortError, match="must match"):
+        screen_exam(bundle, Exam("../x", exam.files), gradcam_dir=cams)
+
+
+def test_gradcam_folder_keeps_only_this_runs_overlays_of_the_patient(study, bundle, tmp_path):
+    from cinescar.screening.screen import screen_exam
+
+    exam = _exam(study, _splits(study)["test"][0])
+    cams = tmp_path / "cams"
+    cams.mkdir()
+    stale = cams / f"{exam.patient_id}_ES_99_gradcam.png"
+    other = cams / "SOMEONE_ELSE_ED_00_gradcam.png"
+    stale.write_bytes(b"old")
+    other.write_bytes(b"other patient")
+    result = screen_exam(bundle, exam, gradcam_dir=cams, gradcam_images=1)
+    assert not stale.exists() and other.exists()  # the job's own outputs are replaced, nobody else's
+    assert sorted(p.name for p in cams.glob(f"{exam.patient_id}_*")) == [Path(result["gradcam"][0]["png"]).name]
+
+
+def test_pyfunc_pins_the_bundle_digest_and_refuses_ids_and_paths(study, bundle_dir, tmp_path, monkeypatch):
+    import mlflow
+
+    from cinescar.screening.pyfunc import save_pyfunc
+
+    monkeypatch.chdir(tmp_path)
+    model_dir = save_pyfunc(bundle_dir, tmp_path / "pyfunc")
+    exam = _exam(study, _splits(study)["test"][0])
+    row = {"patient_id": exam.patient_id, **{c: str(p) for c, p in exam.files.items()}}
+    model = mlflow.pyfunc.load_model(str(model_dir), model_config={"exam_root": str(study.root)})
+    assert model.predict(pd.DataFrame([row]))["patient_id"].tolist() == [exam.patient_id]
+    with pytest.raises(CohortError, match="must match"):
+        model.predict(pd.DataFrame([{**row, "patient_id": "../../x"}]))
+    with pytest.raises(CohortError, match="leads outside"):
+        model.predict(pd.DataFrame([{**row, "ed_image": "/etc/passwd"}]))
+    with pytest.raises(CohortError, match="leads outside"):  # default root: the working directory
+        mlflow.pyfunc.load_model(str(model_dir)).predict(pd.DataFrame([row]))
+    # a bundle.json changed after logging (even with consistent file hashes) no longer matches the pinned digest
+    shipped = next(model_dir.rglob("bundle.json"))
+    listing = json.loads(shipped.read_text())
+    listing["created_utc"] = "2000-01-01T00:00:00+00:00"
+    shipped.write_text(json.dumps(listing))
+    with pytest.raises(CinescarError, match="not the expected"):
+        mlflow.pyfunc.load_model(str(model_dir))
+
+
+def test_bundle_files_are_read_once_and_loaded_from_the_hashed_bytes(bundle_dir, monkeypatch):
+    import builtins
+    import io
+
+    from cinescar.screening import bundle as bundle_mod
+
+    opened: list[str] = []
+    real_open = io.open
+
+    def counting_open(file, *args, **kwargs):
+        if str(file).startswith(str(bundle_dir)):
+            opened.append(Path(file).relative_to(bundle_dir).as_posix())
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counting_open)  # open(), joblib, torch
+    monkeypatch.setattr(io, "open", counting_open)  # pathlib's read_bytes / read_text
+    loaded = bundle_mod.load_bundle(bundle_dir)
+    listed = set(loaded.listing["files"])
+    counts = {name: opened.count(name) for name in listed}
+    assert all(n == 1 for n in counts.values()), counts  # was: twice (hash, then load)
+
+
+def test_malformed_metadata_is_a_clear_error(bundle_dir, tmp_path):
+    from cinescar.screening.bundle import BUNDLE_JSON, METADATA_JSON, load_bundle, sha256_file
+
+    broken = _copy(bundle_dir, tmp_path / "b")
+    meta = json.loads((broken / METADATA_JSON).read_text())
+    del meta["models"]["fusion"]
+    meta["cnn"] = "not a mapping"
+    (broken / METADATA_JSON).write_text(json.dumps(meta))
+    listing = json.loads((broken / BUNDLE_JSON).read_text())
+    listing["files"][METADATA_JSON] = sha256_file(broken / METADATA_JSON)  # consistent hashes: only the content is bad
+    (broken / BUNDLE_JSON).write_text(json.dumps(listing))
+    with pytest.raises(CinescarError, match="metadata.json.*malformed"):
+        load_bundle(broken)
+
+
+def test_no_credentials_or_absolute_paths_in_the_bundle(bundle_dir):
+    from cinescar.screening.bundle import METADATA_JSON
+    from cinescar.screening.pyfunc import requirements
+
+    text = "\n".join(p.read_text(encoding="utf-8") for p in bundle_dir.rglob("*.json"))
+    assert str(bundle_dir.parent.parent) not in text  # the study's absolute location
+    assert json.loads((bundle_dir / METADATA_JSON).read_text())["config"]["mlflow"]["tracking_uri"].startswith(
+        ("sqlite:///results", "sqlite:///<outside", "http"))
+    assert all("+" not in r for r in requirements()), requirements()  # installable from a registry (no +cpu)

@@ -258,3 +258,24 @@ def manifest_files(cohort_dir: str | Path, center_slug: str | None = None) -> li
             elif path.is_dir():
                 out.extend(str(p) for p in sorted(path.iterdir()) if p.is_file() and not p.name.startswith("."))
     return sorted(set(out))
+
+
+def checked_patient_id(patient_id: object, source: str | Path | None = None) -> str:
+    """A patient ID that may name output files (`{patient_id}_ED_03_gradcam.png`): pseudonymous pattern only.
+
+    An ID such as `../../x` would otherwise write outside the folder the user chose, and an identifying one
+    (`Doe, John`) would reach file names and logs.
+    """
+    pid = str(patient_id) if patient_id is not None else ""
+    if not PATIENT_ID_PATTERN.match(pid):
+        raise CohortError(f"patient_id {pid[:60]!r} must match [A-Za-z0-9_-]+ (a pseudonymous ID; it names output "
+                          "files)", None, source)
+    return pid
+
+
+def inside(root: str | Path, path: str | Path, patient_id: str | None = None, what: str = "folder") -> Path:
+    """`path` resolved (symlinks followed), refused unless it lies inside `root` (resolved too)."""
+    resolved = (Path(root) / Path(path)).resolve()
+    if not resolved.is_relative_to(Path(root).resolve()):
+        raise CohortError(f"{Path(path).name!r} leads outside the {what} it must stay in", patient_id, path)
+    return resolved

@@ -73,6 +73,12 @@ def bundle_settings(cfg: dict) -> dict[str, Any]:
     return _section(cfg, "bundle")
 
 
+def _public(value: Any) -> Any:
+    from cinescar.tracking import public
+
+    return public(value)
+
+
 def sha256_file(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -182,7 +188,7 @@ def _copy_cnn(ckpt: Path, hparams: Path, dest: Path, fold: int) -> dict[str, str
     weights, params = f"cnn/fold{fold}.pt", f"cnn/fold{fold}.json"
     shutil.copyfile(ckpt, dest / weights)
     (dest / params).write_text(json.dumps({"network": hp["network"], "fold": int(fold),
-                                           "source": str(ckpt)}, indent=1))
+                                           "source": _public(str(ckpt))}, indent=1))
     return {"weights": weights, "hparams": params}
 
 
@@ -275,7 +281,7 @@ def build_bundle(
         "gradcam": {"n_images": int(settings["gradcam_images"]), "layer": str(gradcam["layer"]),
                     "alpha": float(gradcam["alpha"])},
         "training_cohort": {"name": cfg.get("cohort", {}).get("name"), "manifest_sha256": sha256_file(manifest)},
-        "config": cfg,
+        "config": _public(cfg),  # the bundle is shipped: no credentials, no absolute paths
         "config_hash": config_hash(cfg),
         "versions": package_versions(),
     }
@@ -304,18 +310,27 @@ def _safe_member(root: Path, name: str) -> Path:
 
 def verify_bundle(path: str | Path, expected_digest: str | None = None) -> tuple[dict, str]:
     """Check format version and every file's SHA-256 without unpickling anything; (bundle.json, its digest)."""
+    listing, digest, _root, _data = _verified_bytes(path, expected_digest)
+    return listing, digest
+
+
+def _verified_bytes(path: str | Path, expected_digest: str | None = None) -> tuple[dict, str, Path, dict[str, bytes]]:
+    """Read bundle.json and every file it lists once, check the digest, format and each SHA-256 on the bytes
+    read, and return those bytes: loading deserializes exactly what was hashed (a file swapped between the
+    check and the load cannot get in)."""
     root = Path(path)
     if root.is_file() and root.name == BUNDLE_JSON:
         root = root.parent
     index_file = root / BUNDLE_JSON
     if not index_file.is_file():
         raise CinescarError(f"{root} is not a cinescar bundle: it has no {BUNDLE_JSON}")
-    digest = sha256_file(index_file)
-    if expected_digest is not None and digest != expected_digest.strip().lower():
+    raw = index_file.read_bytes()
+    digest = hashlib.sha256(raw).hexdigest()
+    if expected_digest is not None and digest != str(expected_digest).strip().lower():
         raise CinescarError(f"bundle {index_file} has SHA-256 {digest}, not the expected {expected_digest}: "
                             "refusing to load it")
     try:
-        manifest = json.loads(index_file.read_text(encoding="utf-8"))
+        manifest = json.loads(raw.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CinescarError(f"{index_file} is not valid JSON ({exc})") from None
     fmt = str(manifest.get("format", "")) if isinstance(manifest, dict) else ""
@@ -329,16 +344,19 @@ def verify_bundle(path: str | Path, expected_digest: str | None = None) -> tuple
     files = manifest.get("files")
     if not isinstance(files, dict) or METADATA_JSON not in files:
         raise CinescarError(f"{index_file} lists no files (or no {METADATA_JSON})")
+    data: dict[str, bytes] = {}
     for name, expected in files.items():
         member = _safe_member(root, name)
         if not member.is_file():
             raise CinescarError(f"bundle file {member} is missing (listed in {index_file})")
-        found = sha256_file(member)
+        content = member.read_bytes()
+        found = hashlib.sha256(content).hexdigest()
         if found != expected:
             raise CinescarError(f"bundle file {member} does not match its SHA-256 in {BUNDLE_JSON} (expected "
-                                f"{expected[:16]}..., found {found[:16]}...): the bundle was modified or corrupted "
-                                "after it was built; refusing to load it")
-    return manifest, digest
+                                f"{str(expected)[:16]}..., found {found[:16]}...): the bundle was modified or "
+                                "corrupted after it was built; refusing to load it")
+        data[name] = content
+    return manifest, digest, root, data
 
 
 @dataclass
@@ -353,6 +371,8 @@ class Bundle:
     fusion: Any
     cnns: dict[int, Any]
     _extractor: Any = field(default=None, repr=False)
+    _params_bytes: bytes | None = field(default=None, repr=False)
+    """The pyradiomics parameter file as hashed at load time (the extractor is built from these bytes)."""
 
     @property
     def models(self) -> dict[str, dict]:
@@ -392,9 +412,17 @@ class Bundle:
     def extractor(self):
         """A pyradiomics extractor built once from the bundle's parameter file, restricted to needed features."""
         if self._extractor is None:
+            import tempfile
+
             from cinescar.radiomics.restricted import restricted_extractor
 
-            self._extractor = restricted_extractor(self.radiomics_params, self.radiomics_features_needed())
+            if self._params_bytes is None:
+                self._extractor = restricted_extractor(self.radiomics_params, self.radiomics_features_needed())
+            else:  # pyradiomics reads a file: give it the verified bytes, not the file on disk again
+                with tempfile.TemporaryDirectory(prefix="cinescar-bundle-") as tmp:
+                    params = Path(tmp) / Path(self.meta["radiomics_params"]).name
+                    params.write_bytes(self._params_bytes)
+                    self._extractor = restricted_extractor(params, self.radiomics_features_needed())
         return self._extractor
 
     def describe(self) -> dict:
@@ -404,32 +432,50 @@ class Bundle:
                 "training_cohort": self.meta.get("training_cohort", {})}
 
 
-def _load_pickle(path: Path) -> Any:
-    """joblib.load of a hash-verified file; scikit-learn version differences become one logged warning."""
+def _load_pickle(data: bytes, name: str) -> Any:
+    """joblib.load of hash-verified bytes; scikit-learn version differences become one logged warning."""
+    import io
+
     import joblib
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        obj = joblib.load(path)
+        obj = joblib.load(io.BytesIO(data))
     for w in caught:
         if "Version" in type(w.message).__name__ or "version" in str(w.message).lower():
-            log.warning("%s: %s", path, w.message)
+            log.warning("%s: %s", name, w.message)
     return obj
 
 
-def load_bundle(path: str | Path, expected_digest: str | None = None) -> Bundle:
-    """Verify (format, every hash), then load: JSON first, CNN weights with weights_only, pickles last."""
-    from cinescar.dl.inference import load_model
+def _load_cnn(weights: bytes, hparams: bytes) -> Any:
+    """A CNN from verified bytes: the network its hyper-parameters describe, weights with weights_only."""
+    import io
 
-    listing, digest = verify_bundle(path, expected_digest)
-    root = Path(path)
-    if root.is_file():
-        root = root.parent
-    meta = json.loads((root / METADATA_JSON).read_text(encoding="utf-8"))
-    listed = set(listing["files"])
-    needed = {meta["radiomics_params"], meta["models"]["radiomics"]["file"], meta["models"]["fusion"]["file"]}
-    needed |= {f for entry in meta["cnn"].values() for f in (entry["weights"], entry["hparams"])}
-    unlisted = sorted(needed - listed)
+    import torch
+
+    from cinescar.dl.network import build_network
+
+    net = build_network(json.loads(hparams.decode("utf-8"))["network"])
+    net.load_state_dict(torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True))
+    return net.eval()
+
+
+def load_bundle(path: str | Path, expected_digest: str | None = None) -> Bundle:
+    """Verify (format, every hash), then load from the very bytes that were hashed: JSON first, CNN weights with
+    weights_only, pickles last. Each file is read once."""
+    listing, digest, root, data = _verified_bytes(path, expected_digest)
+    try:
+        meta = json.loads(data[METADATA_JSON].decode("utf-8"))
+        needed = {meta["radiomics_params"], meta["models"]["radiomics"]["file"], meta["models"]["fusion"]["file"]}
+        needed |= {f for entry in meta["cnn"].values() for f in (entry["weights"], entry["hparams"])}
+        for model in MODELS:
+            float(meta["models"][model]["cutoff"])
+        cnn_files = {int(fold): (entry["weights"], entry["hparams"]) for fold, entry in meta["cnn"].items()}
+        meta["preprocessing"], meta["training_ranges"], meta["gradcam"], meta["screening"]  # noqa: B018
+    except (KeyError, TypeError, AttributeError, ValueError, UnicodeDecodeError) as exc:
+        raise CinescarError(f"bundle {root}: {METADATA_JSON} is malformed ({type(exc).__name__}: {exc}); rebuild the "
+                            "bundle (snakemake results/bundle/bundle.json)") from None
+    unlisted = sorted(needed - set(data))
     if unlisted:
         raise CinescarError(f"bundle {root}: {unlisted} are used but not listed (hashed) in {BUNDLE_JSON}")
     theirs = meta.get("versions", {}).get("scikit-learn")
@@ -438,9 +484,8 @@ def load_bundle(path: str | Path, expected_digest: str | None = None) -> Bundle:
     if theirs and theirs != version("scikit-learn"):
         log.warning("bundle %s was made with scikit-learn %s, this environment has %s: predictions may differ",
                     root, theirs, version("scikit-learn"))
-    cnns = {}
-    for fold, entry in meta["cnn"].items():
-        cnns[int(fold)] = load_model(root / entry["weights"], root / entry["hparams"])
-    radiomics = _load_pickle(root / meta["models"]["radiomics"]["file"])
-    fusion = _load_pickle(root / meta["models"]["fusion"]["file"])
-    return Bundle(root=root, listing=listing, digest=digest, meta=meta, radiomics=radiomics, fusion=fusion, cnns=cnns)
+    cnns = {fold: _load_cnn(data[w], data[h]) for fold, (w, h) in cnn_files.items()}
+    radiomics = _load_pickle(data[meta["models"]["radiomics"]["file"]], meta["models"]["radiomics"]["file"])
+    fusion = _load_pickle(data[meta["models"]["fusion"]["file"]], meta["models"]["fusion"]["file"])
+    return Bundle(root=root, listing=listing, digest=digest, meta=meta, radiomics=radiomics, fusion=fusion, cnns=cnns,
+                  _params_bytes=data[meta["radiomics_params"]])

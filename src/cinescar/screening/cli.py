@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: the bundle's bundle.gradcam_images)")
     parser.add_argument("--no-gradcam", action="store_true", help="draw no Grad-CAM overlays")
     parser.add_argument("--bundle-sha256", help="refuse the bundle unless bundle.json has this SHA-256")
+    parser.add_argument("--allow-outside-paths", action="store_true", help="accept --manifest paths that lead "
+                        "outside the cohort folder ('..', absolute paths, symlinks), as cinescar validate does")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -40,7 +42,7 @@ def main(args: argparse.Namespace) -> int:
         raise CinescarError("give either an exam folder or --manifest with --patient")
     if args.manifest is not None and not args.patient:
         raise CinescarError("--manifest needs --patient ID")
-    exam = (exam_from_manifest(args.manifest, args.patient) if args.manifest
+    exam = (exam_from_manifest(args.manifest, args.patient, args.allow_outside_paths) if args.manifest
             else exam_from_folder(args.exam, args.patient_id))  # fmt: skip
     bundle = load_bundle(args.bundle, expected_digest=args.bundle_sha256)
     gradcam_dir = None

@@ -67,7 +67,17 @@ def requirements() -> list[str]:
     versions = package_versions()
     names = ("numpy", "scipy", "pandas", "scikit-learn", "torch", "SimpleITK", "pyradiomics-bhklab", "PyWavelets",
              "mlflow")  # fmt: skip
-    return [f"{n}=={versions[n]}" for n in names if n in versions]
+    # a local version label (torch 2.13.0+cpu) names a wheel only PyTorch's own index serves: pin the release
+    return [f"{n}=={versions[n].split('+', 1)[0]}" for n in names if n in versions]
+
+
+def model_config(bundle_dir: str | Path) -> dict[str, str]:
+    """Logged with the model: the bundle digest that `load_context` pins, and `exam_root`, the folder exam paths
+    must lie in (empty: the serving process's working directory). MLflow lets a loader override only keys
+    logged here: `mlflow.pyfunc.load_model(uri, model_config={"exam_root": "/data/exams"})`."""
+    from cinescar.screening.bundle import BUNDLE_JSON, sha256_file
+
+    return {"bundle_sha256": sha256_file(Path(bundle_dir) / BUNDLE_JSON), "exam_root": ""}
 
 
 @contextmanager
@@ -93,7 +103,7 @@ def save_pyfunc(bundle_dir: str | Path, path: str | Path) -> Path:
     with _quiet_logging_advice():
         mlflow.pyfunc.save_model(str(path), python_model=CODE, artifacts={ARTIFACT: str(bundle_dir)},
                                  signature=signature(), input_example=input_example(),
-                                 pip_requirements=requirements())
+                                 pip_requirements=requirements(), model_config=model_config(bundle_dir))
     return Path(path)
 
 
@@ -134,28 +144,31 @@ def register_bundle(bundle_dir: str | Path, cfg: dict, name: str | None = None) 
     uri = tracking.tracking_uri(cfg)
     if not _db_backed(uri):
         log.warning("MLflow tracking URI %s is not database-backed; the model registry needs one (e.g. the default "
-                    "sqlite:///results/mlflow/mlflow.db): the bundle is not registered", uri)
+                    "sqlite:///results/mlflow/mlflow.db): the bundle is not registered", tracking.public(uri))
         return None
     digest = sha256_file(Path(bundle_dir) / BUNDLE_JSON)
     try:
         with tracking.start_run(cfg, "bundle", {"stage": "bundle", "model": "screening"}) as run:
             if run.client is None or run.run_id is None:
-                log.warning("MLflow tracking at %s is unavailable: the bundle is not registered", uri)
+                log.warning("MLflow tracking at %s is unavailable: the bundle is not registered", tracking.public(uri))
                 return None
             run.log_params({"bundle.sha256": digest, "bundle.path": str(bundle_dir)})
             with using_tracking_uri(uri), mlflow.start_run(run_id=run.run_id), _quiet_logging_advice():
                 info = mlflow.pyfunc.log_model(
                     name="screening-model", python_model=CODE, artifacts={ARTIFACT: str(bundle_dir)},
                     signature=signature(), input_example=input_example(), pip_requirements=requirements(),
-                    registered_model_name=name, metadata={"bundle_sha256": digest}, await_registration_for=60)
+                    registered_model_name=name, metadata={"bundle_sha256": digest}, await_registration_for=60,
+                    model_config=model_config(bundle_dir))
             version = getattr(info, "registered_model_version", None)
             if version is not None:
                 mlflow.MlflowClient(tracking_uri=uri).set_registered_model_alias(name, alias, str(version))
             run.set_tags({"bundle.sha256": digest, "registered_model": name, "registered_version": version,
                           "registered_alias": alias})
     except Exception as exc:  # noqa: BLE001 - registration is a convenience; the bundle folder is the product
-        log.warning("registering the bundle in MLflow (%s) failed: %s; the bundle folder is unaffected", uri, exc)
+        log.warning("registering the bundle in MLflow (%s) failed: %s; the bundle folder is unaffected",
+                    tracking.public(uri), tracking.public(str(exc)))
         return None
     log.info("bundle registered in MLflow as %s version %s, alias %s (models:/%s@%s)", name, version, alias, name,
              alias)
-    return {"name": name, "version": version, "alias": alias, "model_uri": info.model_uri, "tracking_uri": uri}
+    return {"name": name, "version": version, "alias": alias, "model_uri": info.model_uri,
+            "tracking_uri": tracking.public(uri)}

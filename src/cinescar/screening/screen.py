@@ -70,10 +70,13 @@ def _stem(path: Path) -> str:
 def exam_from_folder(folder: str | Path, patient_id: str | None = None) -> Exam:
     """An exam folder: `ED`, `ED_mask`, `ES`, `ES_mask` as image files of any SimpleITK format
     (`ED.nii.gz`, `ED_mask.mha`, ...) or as folders holding one DICOM series each (`ED/`, `ED_mask/`, ...)."""
+    from cinescar.cohort.contract import checked_patient_id
+
     folder = Path(folder)
-    pid = patient_id or folder.name
-    if not PATIENT_ID_PATTERN.match(pid):
-        pid = "exam"
+    if patient_id is not None:
+        pid = checked_patient_id(patient_id, folder)  # it names output files: refused, not replaced silently
+    else:
+        pid = folder.name if PATIENT_ID_PATTERN.match(folder.name) else "exam"
     if not folder.is_dir():
         raise CohortError("exam folder does not exist", pid, folder)
     entries = [p for p in folder.iterdir() if not p.name.startswith(".")
@@ -90,12 +93,14 @@ def exam_from_folder(folder: str | Path, patient_id: str | None = None) -> Exam:
     return Exam(patient_id=pid, files=files, source=folder)
 
 
-def exam_from_manifest(manifest: str | Path, patient_id: str) -> Exam:
-    """One patient of a cohort's manifest.csv (paths relative to the cohort folder)."""
-    from cinescar.cohort.contract import read_manifest, resolve
+def exam_from_manifest(manifest: str | Path, patient_id: str, allow_outside: bool = False) -> Exam:
+    """One patient of a cohort's manifest.csv (paths relative to the cohort folder, and inside it unless
+    `allow_outside`, as in `cinescar validate`)."""
+    from cinescar.cohort.contract import checked_patient_id, read_manifest, resolve_inside
 
     manifest = Path(manifest)
     cohort_dir = manifest.parent if manifest.name.endswith(".csv") else manifest
+    patient_id = checked_patient_id(patient_id, cohort_dir / "manifest.csv")
     table = read_manifest(cohort_dir)
     rows = table[table["patient_id"].astype(str) == str(patient_id)]
     if rows.empty:
@@ -104,23 +109,29 @@ def exam_from_manifest(manifest: str | Path, patient_id: str) -> Exam:
     missing = [c for c in FILE_COLUMNS if c not in row.index or pd.isna(row[c]) or str(row[c]).strip() == ""]
     if missing:
         raise CohortError(f"empty {', '.join(missing)} path", patient_id, cohort_dir / "manifest.csv")
-    return Exam(patient_id=str(patient_id), files={c: resolve(cohort_dir, row[c]) for c in FILE_COLUMNS},
-                source=cohort_dir / "manifest.csv")
+    files = {c: resolve_inside(cohort_dir, row[c], patient_id, allow_outside) for c in FILE_COLUMNS}
+    return Exam(patient_id=str(patient_id), files=files, source=cohort_dir / "manifest.csv")
 
 
-def check(exam: Exam, volumes: dict | None = None) -> None:
+def check(exam: Exam, volumes: dict | None = None, target_spacing_mm: float = 1.0) -> list[str]:
     """The cohort validation's exam checks; every problem found is reported, naming patient and file.
+    Returns the plausibility warnings (an unusual but possible exam), which go into the result.
 
     `volumes` is the read cache (`cinescar.cohort.contract.read_volume`) that preprocessing then reuses.
     """
+    from cinescar.cohort.contract import checked_patient_id
     from cinescar.cohort.validate import check_exam
 
-    problems, _ = check_exam(exam.patient_id, exam.files, volumes=volumes)
+    checked_patient_id(exam.patient_id, exam.source)  # it names the Grad-CAM files
+    warnings: list[str] = []
+    problems, _ = check_exam(exam.patient_id, exam.files, volumes=volumes, warnings=warnings,
+                             target_spacing_mm=target_spacing_mm)
     if len(problems) == 1:
         raise problems[0]
     if problems:
         raise CohortError(f"{len(problems)} problems: " + "; ".join(str(p) for p in problems),
                           exam.patient_id, problems[0].path)
+    return warnings
 
 
 # ----------------------------------------------------------------------------------------------- radiomics
@@ -239,15 +250,15 @@ def screen_exam(bundle: Bundle, exam: Exam, gradcam_dir: str | Path | None = Non
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
     volumes: dict = {}  # each file read once: by the checks, reused by preprocessing
-    check(exam, volumes)
+    plausibility_warnings = check(exam, volumes, bundle.preprocess_settings.spacing_mm)
     timing["checks"] = time.perf_counter() - t0
 
     t = time.perf_counter()
     images, masks, rows = preprocess_exam(exam.patient_id, exam.files, bundle.preprocess_settings,
                                           volumes=volumes)
     volumes.clear()
-    warnings_out = distribution_warnings(exam_statistics(rows), bundle.meta["training_ranges"],
-                                         float(bundle.meta.get("ood_tolerance", 0.1)))
+    warnings_out = plausibility_warnings + distribution_warnings(
+        exam_statistics(rows), bundle.meta["training_ranges"], float(bundle.meta.get("ood_tolerance", 0.1)))
     timing["preprocessing"] = time.perf_counter() - t
     image_ids = rows["image_id"].astype(str).tolist()
 
@@ -348,11 +359,17 @@ def _gradcam(bundle: Bundle, inputs: np.ndarray, dl_probs: np.ndarray, image_ids
         return []
     from cinescar.dl.gradcam import gradcam_overlay
 
+    from cinescar.cohort.contract import inside
+
     gc = bundle.meta["gradcam"]
     order = sorted(range(len(image_ids)), key=lambda i: (-float(dl_probs[i]), image_ids[i]))[:n]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    patient = image_ids[0].rsplit("_", 2)[0] if image_ids else None
+    for stale in out_dir.glob(f"{patient}_E[DS]_*_gradcam.png") if patient else []:
+        stale.unlink()  # this patient's overlays of an earlier screening; other patients' stay
     out = []
     for i in order:
-        png = out_dir / f"{image_ids[i]}_gradcam.png"
+        png = inside(out_dir, f"{image_ids[i]}_gradcam.png", patient, "Grad-CAM folder")
         gradcam_overlay(bundle.cnn("dl"), inputs[i], None, png, layer=gc["layer"], alpha=float(gc["alpha"]),
                         title=f"{image_ids[i]}  P(scar)={float(dl_probs[i]):.2f}")
         out.append({"image_id": image_ids[i], "dl_probability": float(dl_probs[i]), "png": str(png)})
