@@ -189,7 +189,7 @@ def test_report_headline_and_evidence(study, tmp_path):
     box = text.index("At a glance")
     assert box < text.index("<h2>Final models</h2>") < text.index("Final models with intervals")
     for heading in ("Calibration", "Clinical utility", "Subgroups: centre and vendor", "AUC differences",
-                    "LGE scans avoided /100", "Do the images add to the clinical variables?", "TRIPOD+AI"):
+                    "Per 100 patients", "LGE avoided /100", "Do the images add to the clinical variables?", "TRIPOD+AI"):
         assert heading in text, heading
     assert re.search(r"\d\.\d\d \(\d\.\d\d–\d\.\d\d\)", text)  # e.g. 0.80 (0.52–0.95)
     ev = json.loads(files["evidence"].read_text())
