@@ -91,7 +91,14 @@ def test_study_default_is_pooled_cutoff_and_mean_final_model(study_files):
         val = pm[(pm["split"] == "val") & (pm["fold"] >= 0)]
         assert sorted(val["patient_id"]) == sorted(p for f in splits["folds"] for p in f["val"])
         assert op["cutoff"] == choose_cutoff(val["lge"].to_numpy(), val["prob"].to_numpy(), 0.9)
-        assert op["sensitivity"] >= 0.9 and op["pooling_cost"] == pytest.approx(op["median_fold_auc"] - op["pooled_oof_auc"])
+        assert op["sensitivity"] >= 0.9 and op["pooling_cost"] == pytest.approx(op["within_fold_auc"] - op["pooled_oof_auc"])
+        # within-fold AUC = the concordance of same-fold LGE+/LGE- pairs only (hand count)
+        same, conc = 0, 0.0
+        for _, vf in val.groupby("fold"):
+            pos, neg = vf.loc[vf["lge"] == 1, "prob"].to_numpy(), vf.loc[vf["lge"] == 0, "prob"].to_numpy()
+            conc += ((pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])).sum()
+            same += pos.size * neg.size
+        assert op["within_fold_auc"] == pytest.approx(conc / same)
         # the final model's test AUC is that of the mean of the fold models' probabilities
         folds = pm[(pm["split"] == "test") & (pm["fold"] >= 0)].pivot(index="patient_id", columns="fold", values="prob")
         y = pm[(pm["split"] == "test") & (pm["fold"] == 0)].set_index("patient_id").loc[folds.index, "lge"]

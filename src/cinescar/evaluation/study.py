@@ -124,25 +124,32 @@ def operating_point_summary(patients: pd.DataFrame, pooled: float, target: float
 
     Fold models can be calibrated differently (one fold's probabilities all higher than another's); a single
     cut-off then sits well for some folds and badly for others, and the pooled out-of-fold AUC falls below
-    the folds' own AUCs. `pooling_cost` = median fold validation AUC − pooled out-of-fold AUC measures that.
+    the folds' own AUCs. The pooled AUC averages the concordance of *every* LGE+/LGE− pair; `within_fold_auc`
+    averages only the pairs of the same fold (each fold's AUC weighted by its pairs), where calibration
+    differences between folds cannot matter. `pooling_cost` = within_fold_auc − pooled_oof_auc is what mixing
+    the folds' scales costs; `median_fold_auc` (the issue's comparison) is kept beside it, but with 9–10
+    patients per fold it also carries the small-sample spread of the fold AUCs.
     """
     val = pooled_validation(patients)
     y, p = val["lge"].to_numpy(), val["prob"].to_numpy()
     m = screening_metrics(y, p, pooled, ci_level=ci_level)
-    fold_auc, per_fold, fold_mean_prob = {}, {}, {}
+    fold_auc, per_fold, fold_mean_prob, pairs = {}, {}, {}, {}
     for fold, vf in val.groupby("fold"):
         fold_auc[int(fold)] = auc_or_nan(vf["lge"].to_numpy(), vf["prob"].to_numpy())
+        pairs[int(fold)] = int(vf["lge"].sum()) * int((1 - vf["lge"]).sum())
         per_fold[int(fold)] = choose_cutoff(vf["lge"].to_numpy(), vf["prob"].to_numpy(), target)
         fold_mean_prob[int(fold)] = float(vf["prob"].mean())
     finite = [a for a in fold_auc.values() if np.isfinite(a)]
     median_fold = float(np.median(finite)) if finite else float("nan")
+    weights = {f: pairs[f] for f, a in fold_auc.items() if np.isfinite(a) and pairs[f]}
+    within = (sum(fold_auc[f] * w for f, w in weights.items()) / sum(weights.values())) if weights else float("nan")
     return {
         "operating_point": POOLED, "cutoff": float(pooled), "target_sensitivity": float(target),
         "rule": "highest cut-off whose sensitivity on the pooled out-of-fold validation patients reaches the target",
         "n_patients": m["n_patients"], "n_pos": m["n_pos"], "n_neg": m["n_neg"],
         "sensitivity": m["sensitivity"], "specificity": m["specificity"], "ppv": m["ppv"], "npv": m["npv"],
         "pooled_oof_auc": m["auc"], "pooled_oof_auc_ci_low": m["auc_ci_low"], "pooled_oof_auc_ci_high": m["auc_ci_high"],
-        "median_fold_auc": median_fold, "pooling_cost": median_fold - m["auc"] if finite else float("nan"),
+        "median_fold_auc": median_fold, "within_fold_auc": float(within), "pooling_cost": float(within - m["auc"]),
         "fold_val_auc": fold_auc, "fold_cutoffs": per_fold, "fold_mean_val_prob": fold_mean_prob,
     }  # fmt: skip
 
