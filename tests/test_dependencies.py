@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import sys
 from pathlib import Path
@@ -20,10 +21,15 @@ def _declared() -> set[str]:
 
 
 def _imports() -> set[str]:
+    """Top-level modules of every absolute import in the package and the workflow scripts (parsed, so a
+    docstring line starting with "from the ..." is not an import)."""
     names = set()
     for path in [*(REPO / "src").rglob("*.py"), *(REPO / "workflow" / "scripts").glob("*.py")]:
-        for m in re.finditer(r"^\s*(?:from|import) ([A-Za-z_][A-Za-z0-9_]*)", path.read_text(encoding="utf-8"), re.M):
-            names.add(m.group(1))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
     return names
 
 
