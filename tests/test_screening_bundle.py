@@ -14,7 +14,7 @@ import SimpleITK as sitk
 from cinescar.errors import CinescarError, CohortError
 from screening_fixtures import train_tiny_study, working_dir
 
-MODELS = ("radiomics", "dl", "fusion")
+from cinescar.models import IMAGE_MODELS as MODELS  # the models a bundle ships
 
 
 @pytest.fixture(scope="session")
@@ -47,13 +47,15 @@ def bundle(bundle_dir):
 
 @pytest.fixture(scope="session")
 def other_fold_bundle(study):
-    """Final models as the evaluation would name them, except DL-Radiomics taken from another fold than DL:
-    the bundle then carries two CNNs (the fused model reads its own fold's DL features)."""
+    """One-fold final models (the `best_on_test` rule at the per-fold cut-off), DL-Radiomics from another fold than
+    DL: the bundle then carries two CNNs (the fused model reads its own fold's DL features)."""
     final = json.loads(study.path("results/evaluation/final_models.json").read_text())
     metrics = pd.read_csv(study.path("results/evaluation/metrics.csv"))
-    fold = 1 - int(final["dl"]["fold"])
-    row = metrics[(metrics.model == "fusion") & (metrics.fold == fold) & (metrics.cohort == "val")].iloc[0]
-    final["fusion"].update(fold=fold, cutoff=float(row["cutoff"]))
+    for model, fold in (("radiomics", 0), ("dl", 0), ("fusion", 1)):
+        row = metrics[(metrics.model == model) & (metrics.fold == fold) & (metrics.cohort == "val")
+                      & (metrics.operating_point == "validation")].iloc[0]  # fmt: skip
+        final[model].update(fold=fold, folds=[fold], cutoff=float(row["cutoff"]), operating_point="validation",
+                            rule="best_on_test", optimistic=True)
     patched = study.root / "final_models_other_fold.json"
     patched.write_text(json.dumps(final))
     return _build(study, study.root / "bundle_other_fold", patched)
@@ -84,24 +86,34 @@ def test_screening_reproduces_the_workflow_predictions(study, bundle_dir, other_
 
     b = load_bundle(bundle_dir if which == "final" else other_fold_bundle)
     if which == "other_fold":
-        assert b.models["fusion"]["cnn"] != b.models["dl"]["cnn"] and len(b.cnns) == 2
+        assert b.folds("fusion") != b.folds("dl") and len(b.cnns) == 2
+    else:  # the default final model: every fold model, patient probabilities averaged
+        assert all(b.folds(m) == [0, 1] and b.models[m]["fold"] == -1 for m in MODELS)
     patients = pd.read_csv(study.path("results/evaluation/patients.csv"))
     splits = _splits(study)
     for pid in (splits["test"][0], splits["external"][0], splits["folds"][0]["train"][0]):
         result = screen_exam(b, _exam(study, pid))
         mine = pd.DataFrame(result["images"]).set_index("image_id")
         for model in MODELS:
-            fold = b.models[model]["fold"]
-            pred = pd.read_parquet(study.path(f"results/{model}/predictions.parquet"))
-            pred = pred[(pred["fold"] == fold) & (pred["patient_id"] == pid)].set_index("image_id")["prob"]
-            if pid in splits["folds"][0]["train"] and pred.empty:
-                continue  # a training patient of this fold has no workflow prediction to compare with
-            assert sorted(pred.index) == sorted(mine.index), (model, pid)
-            np.testing.assert_allclose(mine.loc[pred.index, model], pred, rtol=0, atol=1e-6)
             out = result["models"][model]
-            assert out["probability"] == pytest.approx(pred.max(), abs=1e-6)
-            row = patients[(patients.model == model) & (patients.fold == fold) & (patients.patient_id == pid)]
-            assert out["probability"] == pytest.approx(float(row["prob"].iloc[0]), abs=1e-6)
+            pred = pd.read_parquet(study.path(f"results/{model}/predictions.parquet"))
+            per_image = []
+            for fold in b.folds(model):  # each fold model gives the workflow's probabilities for this patient
+                pf = pred[(pred["fold"] == fold) & (pred["patient_id"] == pid)].set_index("image_id")["prob"]
+                if pf.empty:
+                    continue  # a training patient of this fold has no workflow prediction to compare with
+                assert sorted(pf.index) == sorted(mine.index), (model, pid)
+                assert out["fold_probabilities"][str(fold)] == pytest.approx(pf.max(), abs=1e-6)
+                row = patients[(patients.model == model) & (patients.fold == fold) & (patients.patient_id == pid)]
+                assert out["fold_probabilities"][str(fold)] == pytest.approx(float(row["prob"].iloc[0]), abs=1e-6)
+                per_image.append(pf)
+            if len(per_image) == len(b.folds(model)):  # predicted by every fold model: the mean is checkable
+                np.testing.assert_allclose(mine.loc[per_image[0].index, model],
+                                           np.mean([p.loc[per_image[0].index] for p in per_image], axis=0), atol=1e-6)
+                assert out["probability"] == pytest.approx(np.mean([p.max() for p in per_image]), abs=1e-6)
+                final = b.models[model]["fold"]
+                row = patients[(patients.model == model) & (patients.fold == final) & (patients.patient_id == pid)]
+                assert out["probability"] == pytest.approx(float(row["prob"].iloc[0]), abs=1e-6)
             assert out["lge_likely"] == (out["probability"] >= out["cutoff"])
             assert out["decision"] == ("LGE likely" if out["lge_likely"] else
                                        "LGE unlikely — contrast may be reconsidered")
@@ -111,7 +123,7 @@ def test_bundle_holds_every_part_hashed(study, bundle_dir, bundle):
     from cinescar.screening.bundle import FORMAT, sha256_file
 
     index = json.loads((bundle_dir / "bundle.json").read_text())
-    assert index["format"] == FORMAT == "cinescar-bundle/1"
+    assert index["format"] == FORMAT == "cinescar-bundle/2"
     on_disk = {p.relative_to(bundle_dir).as_posix() for p in bundle_dir.rglob("*") if p.is_file()}
     assert set(index["files"]) == on_disk - {"bundle.json"}
     assert all(sha256_file(bundle_dir / f) == h for f, h in index["files"].items())
@@ -121,8 +133,11 @@ def test_bundle_holds_every_part_hashed(study, bundle_dir, bundle):
     for model in MODELS:
         info = meta["models"][model]
         assert info["fold"] == final[model]["fold"] and info["cutoff"] == final[model]["cutoff"]
-        row = metrics[(metrics.model == model) & (metrics.fold == info["fold"]) & (metrics.cohort == "val")]
-        assert info["validation_sensitivity"] == pytest.approx(float(row["sensitivity"].iloc[0]))
+        assert info["folds"] == final[model]["folds"] and info["operating_point"] == "pooled"
+        # the pooled cut-off: every metrics row at the pooled operating point carries it
+        rows = metrics[(metrics.model == model) & (metrics.operating_point == "pooled")]
+        assert np.allclose(rows["cutoff"], info["cutoff"])
+        assert info["validation_sensitivity"] == pytest.approx(final[model]["validation"]["sensitivity"])
     assert (bundle_dir / "radiomics_params.yaml").read_bytes() == Path(study.cfg["radiomics"]["params"]).read_bytes()
     assert meta["training_cohort"]["manifest_sha256"] == sha256_file(study.cohort / "manifest.csv")
     assert {"scikit-learn", "torch", "numpy", "cinescar"} <= set(meta["versions"])
@@ -133,9 +148,11 @@ def test_bundle_holds_every_part_hashed(study, bundle_dir, bundle):
     assert ranges["spacing_mm"] == pytest.approx([1.2, 1.2]) and ranges["rows"] == [48, 48]
     assert 0 < ranges["intensity_p99"][0] <= ranges["intensity_p99"][1]
     # the radiomics model, fusion model and CNN are the chosen ones
-    assert bundle.radiomics.k == json.loads(study.path("results/radiomics/chosen_k.json").read_text())["k"]
+    assert sorted(bundle.radiomics) == sorted(bundle.fusion) == [0, 1]  # every fold model
+    k = json.loads(study.path("results/radiomics/chosen_k.json").read_text())["k"]
+    assert all(m.k == k for m in bundle.radiomics.values())
     choice = json.loads(study.path("results/fusion/choice.json").read_text())
-    assert (bundle.fusion.k, bundle.fusion.classifier_name) == (choice["k"], choice["classifier"])
+    assert all((m.k, m.classifier_name) == (choice["k"], choice["classifier"]) for m in bundle.fusion.values())
 
 
 # ------------------------------------------------------------------------------------------- trust checks
@@ -147,7 +164,7 @@ def test_a_tampered_file_is_refused_before_unpickling(bundle_dir, tmp_path, monk
     from cinescar.screening.bundle import load_bundle
 
     copy = _copy(bundle_dir, tmp_path / "bundle")
-    target = copy / "fusion" / "model.joblib"
+    target = copy / "fusion" / "fold0.joblib"
     data = bytearray(target.read_bytes())
     data[len(data) // 2] ^= 0x01
     target.write_bytes(bytes(data))
@@ -162,9 +179,9 @@ def test_an_incompatible_or_foreign_bundle_is_refused(bundle_dir, tmp_path):
 
     copy = _copy(bundle_dir, tmp_path / "bundle")
     index = json.loads((copy / "bundle.json").read_text())
-    index["format"] = "cinescar-bundle/2"
+    index["format"] = "cinescar-bundle/1"
     (copy / "bundle.json").write_text(json.dumps(index))
-    with pytest.raises(CinescarError, match="incompatible format version cinescar-bundle/2"):
+    with pytest.raises(CinescarError, match="incompatible format version cinescar-bundle/1"):
         load_bundle(copy)
     index["format"] = "something-else/1"
     (copy / "bundle.json").write_text(json.dumps(index))
@@ -371,7 +388,7 @@ def test_cli_prints_and_writes_the_result(study, bundle_dir, tmp_path, capsys):
     top = sorted(result["images"], key=lambda r: -r["dl"])[:2]
     assert [g["image_id"] for g in result["gradcam"]] == [r["image_id"] for r in top]
     assert all(Path(g["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for g in result["gradcam"])
-    assert result["bundle"]["sha256"] and result["bundle"]["format"] == "cinescar-bundle/1"
+    assert result["bundle"]["sha256"] and result["bundle"]["format"] == "cinescar-bundle/2"
 
     rc = main(["screen", "--bundle", str(bundle_dir), "--manifest", str(study.cohort / "manifest.csv"),
                "--patient", "NOBODY"])

@@ -1,8 +1,9 @@
 """The study's final models frozen as one versioned, hash-checked folder: the model bundle.
 
 Why a bundle: screening a new exam must use exactly the models the study reported -- per model (Radiomics,
-DL, DL-Radiomics) the fold chosen on the internal test (`results/evaluation/final_models.json`) and the
-cut-off chosen on that fold's validation patients -- together with everything that turns an exam into
+DL, DL-Radiomics) the final model of `results/evaluation/final_models.json` (by default all fold models, whose
+patient probabilities are averaged; with `evaluation.final_model: best_on_test` the paper's one fold) and its
+cut-off (by default the pooled out-of-fold validation cut-off) -- together with everything that turns an exam into
 their inputs (preprocessing settings, the pyradiomics parameter file, the CNN that makes the fused model's
 DL features). Copying those into one folder, with the SHA-256 of every file, means a bundle keeps working
 after `results/` is cleaned or rerun, and can be shipped to another machine.
@@ -11,12 +12,16 @@ Layout (`results/bundle/`):
 
 | file | content |
 |---|---|
-| `bundle.json` | format (`cinescar-bundle/1`), creation time, cinescar version, SHA-256 of every other file |
-| `metadata.json` | folds, cut-offs and their validation sensitivity, preprocessing settings, training ranges (for the out-of-distribution check), config, package versions, SHA-256 of the training manifest |
+| `bundle.json` | format (`cinescar-bundle/2`), creation time, cinescar version, SHA-256 of every other file |
+| `metadata.json` | per model the folds it averages, the final-model rule, the cut-off and its validation sensitivity, preprocessing settings, training ranges (for the out-of-distribution check), config, package versions, SHA-256 of the training manifest |
 | `radiomics_params.yaml` | the pyradiomics parameter file, copied |
-| `radiomics/model.joblib` | the fitted `RadiomicsModel` of the chosen fold and k (imputer, scaler, selected features, classifier) |
-| `fusion/model.joblib` | the fitted `FusionModel` of the chosen fold, k and classifier |
+| `radiomics/fold{f}.joblib` | the fitted `RadiomicsModel` of each fold the final model uses, at the chosen k (imputer, scaler, selected features, classifier) |
+| `fusion/fold{f}.joblib` | the fitted `FusionModel` of each fold the final model uses, at the chosen k and classifier |
 | `cnn/fold{f}.pt`, `cnn/fold{f}.json` | CNN weights (a plain state_dict) and hyper-parameters of each fold a model needs: the DL model's, and the fused model's (its DL features come from its own fold's CNN) |
+
+A model's patient probability is the mean over its fold models of each fold model's patient probability
+(the maximum over the exam's images), as in the evaluation (`cinescar.evaluation.screening.final_probabilities`);
+with one fold that is the fold model's own.
 
 Loading is safe by construction as far as it can be: `bundle.json` (plain JSON) is read first; the format
 version is checked and the SHA-256 of *every* listed file is compared **before** anything is unpickled;
@@ -43,19 +48,21 @@ import numpy as np
 from cinescar import __version__
 from cinescar.versions import package_versions
 from cinescar.errors import CinescarError
+from cinescar.models import IMAGE_MODELS, MODEL_LABELS
 
 log = logging.getLogger(__name__)
 
 FORMAT_NAME = "cinescar-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: every fold of the final model (mean rule), files radiomics|fusion/fold{f}.joblib
 FORMAT = f"{FORMAT_NAME}/{FORMAT_VERSION}"
 BUNDLE_JSON = "bundle.json"
 METADATA_JSON = "metadata.json"
 RADIOMICS_PARAMS = "radiomics_params.yaml"
-RADIOMICS_MODEL = "radiomics/model.joblib"
-FUSION_MODEL = "fusion/model.joblib"
-MODELS = ("radiomics", "dl", "fusion")
-MODEL_LABELS = {"radiomics": "Radiomics", "dl": "DL", "fusion": "DL-Radiomics"}
+RADIOMICS_MODEL = "radiomics/fold{fold}.joblib"
+FUSION_MODEL = "fusion/fold{fold}.joblib"
+MODELS = IMAGE_MODELS
+"""The models a bundle ships: the paper's image models (the clinical and combined models need clinical inputs a
+screened exam does not carry)."""
 
 
 def _section(cfg: dict, *keys: str) -> dict[str, Any]:
@@ -99,11 +106,12 @@ def _by_fold(paths: list[str | Path], fold: int, what: str) -> Path:
 
 
 def operating_points(final_models: str | Path, metrics: str | Path) -> dict[str, dict]:
-    """Per model: the final fold, its cut-off (chosen on validation patients) and the validation sensitivity.
+    """Per model: the final model's folds, its cut-off (chosen on validation patients) and the validation sensitivity.
 
-    The cut-off is `final_models.json`'s (written by the evaluation from the fold's validation patients);
-    the sensitivity it gave on those patients is the `val` / `validation` row of `metrics.csv`. The two files
-    must agree on the cut-off: a disagreement means they come from different evaluation runs.
+    The cut-off is `final_models.json`'s (written by the evaluation: the pooled out-of-fold cut-off, or a fold's
+    own); `metrics.csv` must carry the same cut-off on the final model's rows (a disagreement means the two
+    come from different evaluation runs). The validation sensitivity is the pooled validation patients' (in
+    final_models.json), or, for a per-fold cut-off, the fold's `val` row of metrics.csv.
     """
     import pandas as pd
 
@@ -114,26 +122,37 @@ def operating_points(final_models: str | Path, metrics: str | Path) -> dict[str,
     table = pd.read_csv(metrics)
     out = {}
     for model in MODELS:
-        fold = int(final[model]["fold"])
-        row = table[(table["model"] == model) & (table["fold"] == fold) & (table["cohort"] == "val")
-                    & (table["operating_point"] == "validation")]  # fmt: skip
-        if len(row) != 1:
-            raise CinescarError(f"{metrics} has no validation row for {model} fold {fold}")
-        row = row.iloc[0]
-        cutoff = float(final[model]["cutoff"])
-        if not np.isclose(cutoff, float(row["cutoff"]), rtol=0, atol=1e-12):
+        info = final[model]
+        fold = int(info["fold"])
+        folds = [int(f) for f in info.get("folds", [fold])]
+        op = str(info.get("operating_point", "validation"))
+        rows = table[(table["model"] == model) & (table["fold"] == fold) & (table["operating_point"] == op)]
+        if rows.empty:
+            raise CinescarError(f"{metrics} has no {op} rows for the final {model} model (fold {fold})")
+        cutoff = float(info["cutoff"])
+        if not np.allclose(rows["cutoff"].astype(float), cutoff, rtol=0, atol=1e-12):
             raise CinescarError(f"{final_models} and {metrics} disagree on the {model} cut-off of fold {fold} "
-                                f"({cutoff} vs {row['cutoff']}): rerun the evaluation")
+                                f"({cutoff} vs {rows['cutoff'].iloc[0]}): rerun the evaluation")
+        val = info.get("validation")
+        if op == "validation" or not val:
+            row = rows[rows["cohort"] == "val"]
+            if len(row) != 1:
+                raise CinescarError(f"{metrics} has no validation row for {model} fold {fold}")
+            val = {k: row.iloc[0][k] for k in ("sensitivity", "specificity", "n_patients")}
         out[model] = {
             "label": MODEL_LABELS[model],
             "fold": fold,
+            "folds": folds,
+            "aggregation": "mean over the fold models of each one's patient probability (maximum over images)",
             "cutoff": cutoff,
-            "validation_sensitivity": float(row["sensitivity"]),
-            "validation_specificity": float(row["specificity"]),
-            "validation_patients": int(row["n_patients"]),
-            "test_auc": final[model].get("test_auc"),
-            "external_auc": final[model].get("external_auc"),
-            "fold_rule": final[model].get("rule", "fold with the highest internal-test AUC"),
+            "operating_point": op,
+            "validation_sensitivity": float(val["sensitivity"]),
+            "validation_specificity": float(val["specificity"]),
+            "validation_patients": int(val["n_patients"]),
+            "test_auc": info.get("test_auc"),
+            "external_auc": info.get("external_auc"),
+            "fold_rule": info.get("rule_label", info.get("rule", "fold with the highest internal-test AUC")),
+            "optimistic": bool(info.get("optimistic", False)),
         }
     return out
 
@@ -234,20 +253,26 @@ def build_bundle(
 
     out_dir = Path(out_dir)
     points = operating_points(final_models, metrics)
-    folds = {m: points[m]["fold"] for m in MODELS}
+    folds = {m: points[m]["folds"] for m in MODELS}
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     (tmp / "radiomics").mkdir(parents=True)
     (tmp / "fusion").mkdir(parents=True)
 
-    rad = load_radiomics(_by_fold(radiomics_models, folds["radiomics"], "radiomics model"),
-                         chosen_k_path=radiomics_chosen_k)
-    joblib.dump(rad, tmp / RADIOMICS_MODEL)
-    fus = load_fusion(_by_fold(fusion_models, folds["fusion"], "fusion model"), choice_path=fusion_choice)
-    joblib.dump(fus, tmp / FUSION_MODEL)
+    rad_files, fus_files, selected = {}, {}, {"radiomics": {}, "fusion": {}}
+    for fold in folds["radiomics"]:
+        rad = load_radiomics(_by_fold(radiomics_models, fold, "radiomics model"), chosen_k_path=radiomics_chosen_k)
+        rad_files[str(fold)] = RADIOMICS_MODEL.format(fold=fold)
+        joblib.dump(rad, tmp / rad_files[str(fold)])
+        selected["radiomics"][str(fold)] = list(rad.selected)
+    for fold in folds["fusion"]:
+        fus = load_fusion(_by_fold(fusion_models, fold, "fusion model"), choice_path=fusion_choice)
+        fus_files[str(fold)] = FUSION_MODEL.format(fold=fold)
+        joblib.dump(fus, tmp / fus_files[str(fold)])
+        selected["fusion"][str(fold)] = list(fus.selected)
     cnns = {}
-    for fold in sorted({folds["dl"], folds["fusion"]}):
+    for fold in sorted({*folds["dl"], *folds["fusion"]}):
         cnns[str(fold)] = _copy_cnn(_by_fold(dl_models, fold, "DL model"), _by_fold(dl_hparams, fold, "DL hparams"),
                                     tmp, fold)
     if not Path(radiomics_params).is_file():
@@ -257,12 +282,11 @@ def build_bundle(
     settings = bundle_settings(cfg)
     gradcam = _section(cfg, "dl", "gradcam")
     models = {
-        "radiomics": {**points["radiomics"], "file": RADIOMICS_MODEL, "k": int(rad.k),
-                      "selected_features": list(rad.selected), "failure_policy": rad.failure_policy},
-        "dl": {**points["dl"], "cnn": str(folds["dl"])},
-        "fusion": {**points["fusion"], "file": FUSION_MODEL, "k": int(fus.k), "classifier": fus.classifier_name,
-                   "selected_features": list(fus.selected), "failure_policy": fus.failure_policy,
-                   "cnn": str(folds["fusion"])},
+        "radiomics": {**points["radiomics"], "files": rad_files, "k": int(rad.k), "failure_policy": rad.failure_policy,
+                      "selected_features": selected["radiomics"]},
+        "dl": {**points["dl"]},  # fold f's DL model is CNN f
+        "fusion": {**points["fusion"], "files": fus_files, "k": int(fus.k), "classifier": fus.classifier_name,
+                   "failure_policy": fus.failure_policy, "selected_features": selected["fusion"]},  # fold f's fused model reads CNN f's DL features
     }
     metadata = {
         "cinescar_version": __version__,
@@ -270,13 +294,14 @@ def build_bundle(
         "cnn": cnns,
         "screening": {
             "target_sensitivity": float(_section(cfg, "screening")["target_sensitivity"]),
-            "patient_probability": "maximum over the exam's images",
+            "patient_probability": "mean over the model's fold models of each one's maximum over the exam's images",
             "positive": "patient probability >= cut-off (ties are positive)",
-            "cutoff": "highest threshold whose sensitivity on the fold's validation patients reaches the target",
+            "cutoff": "highest threshold whose sensitivity on the validation patients reaches the target "
+                      "(pooled out-of-fold validation patients by default; see each model's operating_point)",
         },
         "preprocessing": dict(cfg.get("preprocessing", {})),
         "radiomics_params": RADIOMICS_PARAMS,
-        "training_ranges": training_ranges(index, splits, sorted(set(folds.values()))),
+        "training_ranges": training_ranges(index, splits, sorted({f for fs in folds.values() for f in fs})),
         "ood_tolerance": float(settings["ood_tolerance"]),
         "gradcam": {"n_images": int(settings["gradcam_images"]), "layer": str(gradcam["layer"]),
                     "alpha": float(gradcam["alpha"])},
@@ -291,7 +316,7 @@ def build_bundle(
     (tmp / BUNDLE_JSON).write_text(json.dumps({"format": FORMAT, "created_utc": created,
                                                "cinescar_version": __version__, "files": files}, indent=1))
     _replace_dir(tmp, out_dir)
-    log.info("bundle %s: radiomics fold %d, DL fold %d, DL-Radiomics fold %d; %d files; bundle.json SHA-256 %s",
+    log.info("bundle %s: radiomics folds %s, DL folds %s, DL-Radiomics folds %s; %d files; bundle.json SHA-256 %s",
              out_dir, folds["radiomics"], folds["dl"], folds["fusion"], len(files),
              sha256_file(out_dir / BUNDLE_JSON))
     return out_dir / BUNDLE_JSON
@@ -361,14 +386,14 @@ def _verified_bytes(path: str | Path, expected_digest: str | None = None) -> tup
 
 @dataclass
 class Bundle:
-    """A loaded bundle: the three final models, the CNNs they need, cut-offs and settings."""
+    """A loaded bundle: the three final models (each a dict fold -> fold model), the CNNs, cut-offs, settings."""
 
     root: Path
     listing: dict
     digest: str
     meta: dict
-    radiomics: Any
-    fusion: Any
+    radiomics: dict[int, Any]
+    fusion: dict[int, Any]
     cnns: dict[int, Any]
     _extractor: Any = field(default=None, repr=False)
     _params_bytes: bytes | None = field(default=None, repr=False)
@@ -378,12 +403,16 @@ class Bundle:
     def models(self) -> dict[str, dict]:
         return self.meta["models"]
 
+    def folds(self, model: str) -> list[int]:
+        """The fold models whose patient probabilities the final model averages."""
+        return [int(f) for f in self.models[model]["folds"]]
+
     def cutoff(self, model: str) -> float:
         return float(self.models[model]["cutoff"])
 
-    def cnn(self, model: str) -> Any:
-        """The CNN whose output a model reads: the DL model's own, or the fused model's feature extractor."""
-        return self.cnns[int(self.models[model]["cnn"])]
+    def cnn(self, model: str, fold: int | None = None) -> Any:
+        """The CNN of a DL or DL-Radiomics fold model (fold f's model reads CNN f); default its first fold."""
+        return self.cnns[int(self.folds(model)[0] if fold is None else fold)]
 
     @property
     def preprocess_settings(self):
@@ -404,9 +433,10 @@ class Bundle:
         """
         from cinescar.fusion.model import DL_COLUMN
 
-        if "exclude" in (self.radiomics.failure_policy, self.fusion.failure_policy):
+        fitted = [*self.radiomics.values(), *self.fusion.values()]
+        if any(m.failure_policy == "exclude" for m in fitted):
             return None
-        names = list(self.radiomics.selected) + [n for n in self.fusion.selected if not DL_COLUMN.match(n)]
+        names = [n for m in fitted for n in m.selected if not DL_COLUMN.match(n)]
         return list(dict.fromkeys(names))
 
     def extractor(self):
@@ -466,7 +496,8 @@ def load_bundle(path: str | Path, expected_digest: str | None = None) -> Bundle:
     listing, digest, root, data = _verified_bytes(path, expected_digest)
     try:
         meta = json.loads(data[METADATA_JSON].decode("utf-8"))
-        needed = {meta["radiomics_params"], meta["models"]["radiomics"]["file"], meta["models"]["fusion"]["file"]}
+        fold_files = {m: {int(f): name for f, name in meta["models"][m]["files"].items()} for m in ("radiomics", "fusion")}
+        needed = {meta["radiomics_params"], *fold_files["radiomics"].values(), *fold_files["fusion"].values()}
         needed |= {f for entry in meta["cnn"].values() for f in (entry["weights"], entry["hparams"])}
         for model in MODELS:
             float(meta["models"][model]["cutoff"])
@@ -485,7 +516,7 @@ def load_bundle(path: str | Path, expected_digest: str | None = None) -> Bundle:
         log.warning("bundle %s was made with scikit-learn %s, this environment has %s: predictions may differ",
                     root, theirs, version("scikit-learn"))
     cnns = {fold: _load_cnn(data[w], data[h]) for fold, (w, h) in cnn_files.items()}
-    radiomics = _load_pickle(data[meta["models"]["radiomics"]["file"]], meta["models"]["radiomics"]["file"])
-    fusion = _load_pickle(data[meta["models"]["fusion"]["file"]], meta["models"]["fusion"]["file"])
+    radiomics = {f: _load_pickle(data[name], name) for f, name in fold_files["radiomics"].items()}
+    fusion = {f: _load_pickle(data[name], name) for f, name in fold_files["fusion"].items()}
     return Bundle(root=root, listing=listing, digest=digest, meta=meta, radiomics=radiomics, fusion=fusion, cnns=cnns,
                   _params_bytes=data[meta["radiomics_params"]])

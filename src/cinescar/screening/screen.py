@@ -265,8 +265,9 @@ def screen_exam(bundle: Bundle, exam: Exam, gradcam_dir: str | Path | None = Non
     t = time.perf_counter()
     from cinescar.fusion.model import DL_COLUMN
 
-    feature_names = list(dict.fromkeys([*bundle.radiomics.feature_names,
-                                        *(n for n in bundle.fusion.feature_names if not DL_COLUMN.match(n))]))
+    feature_names = list(dict.fromkeys([*(n for m in bundle.radiomics.values() for n in m.feature_names),
+                                        *(n for m in bundle.fusion.values() for n in m.feature_names
+                                          if not DL_COLUMN.match(n))]))
     rad_features, failures = radiomics_features(bundle.extractor(), images, masks, image_ids, feature_names)
     policy = ("left out of the Radiomics and DL-Radiomics models (failure_policy: exclude)"
               if bundle.radiomics_features_needed() is None else "features imputed with the training medians")
@@ -275,25 +276,28 @@ def screen_exam(bundle: Bundle, exam: Exam, gradcam_dir: str | Path | None = Non
 
     t = time.perf_counter()
     inputs: dict[int, np.ndarray] = {}  # by CNN input size
-    by_fold: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    for model in ("dl", "fusion"):
-        fold = int(bundle.models[model]["cnn"])
-        if fold not in by_fold:
-            size = int(bundle.cnns[fold].hparams_dict.get("input_size", 128))
-            if size not in inputs:
-                inputs[size] = cnn_inputs(images, masks, size)
-            by_fold[fold] = cnn_predict(bundle.cnns[fold], inputs[size])
+    by_fold: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # CNN f: (DL probabilities, DL features)
+    for fold in sorted({*bundle.folds("dl"), *bundle.folds("fusion")}):
+        size = int(bundle.cnns[fold].hparams_dict.get("input_size", 128))
+        if size not in inputs:
+            inputs[size] = cnn_inputs(images, masks, size)
+        by_fold[fold] = cnn_predict(bundle.cnns[fold], inputs[size])
     timing["cnn"] = time.perf_counter() - t
 
+    # per model and fold model: image probabilities (fold f's fused model reads CNN f's DL features)
     t = time.perf_counter()
-    probs = {
-        "radiomics": predict_images(bundle.radiomics, rad_features.set_index("image_id")),
-        "dl": by_fold[int(bundle.models["dl"]["cnn"])][0].astype(np.float64),
+    rad_table = rad_features.set_index("image_id")
+    fold_probs: dict[str, dict[int, np.ndarray]] = {
+        "radiomics": {f: predict_images(m, rad_table) for f, m in bundle.radiomics.items()},
+        "dl": {f: by_fold[f][0].astype(np.float64) for f in bundle.folds("dl")},
+        "fusion": {},
     }
-    dl_feats = by_fold[int(bundle.models["fusion"]["cnn"])][1]
-    fused = fuse_features(rad_features, _dl_table(image_ids, dl_feats), "exam radiomics features",
-                          "exam DL features").loc[image_ids]  # fmt: skip
-    probs["fusion"] = bundle.fusion.predict(fused)
+    for f, m in bundle.fusion.items():
+        fused = fuse_features(rad_features, _dl_table(image_ids, by_fold[f][1]), "exam radiomics features",
+                              "exam DL features").loc[image_ids]  # fmt: skip
+        fold_probs["fusion"][f] = m.predict(fused)
+    # shown per image: the mean over the fold models; the decision uses the mean of the fold models' maxima
+    probs = {m: np.mean([np.asarray(p, dtype=np.float64) for p in fold_probs[m].values()], axis=0) for m in MODELS}
 
     models_out: dict[str, dict] = {}
     for model in MODELS:
@@ -302,12 +306,15 @@ def screen_exam(bundle: Bundle, exam: Exam, gradcam_dir: str | Path | None = Non
         if not ok.any():
             warnings_out.append(f"{bundle.models[model]['label']}: no image could be scored (failed radiomics "
                                 "under failure_policy=exclude); no decision")
-        prob = patient_probability(p)
+        per_fold = {f: patient_probability(fp) for f, fp in fold_probs[model].items()}
+        prob = None if any(v is None for v in per_fold.values()) else float(np.mean(list(per_fold.values())))
         cutoff = bundle.cutoff(model)
         decision, positive = _decision(prob, cutoff)
         info = bundle.models[model]
         models_out[model] = {
-            "label": info["label"], "fold": int(info["fold"]), "probability": prob, "cutoff": cutoff,
+            "label": info["label"], "fold": int(info["fold"]), "folds": bundle.folds(model),
+            "fold_probabilities": {str(f): v for f, v in per_fold.items()}, "probability": prob, "cutoff": cutoff,
+            "operating_point": info.get("operating_point"), "optimistic": bool(info.get("optimistic", False)),
             "decision": decision, "lge_likely": positive,
             "validation_sensitivity": info["validation_sensitivity"],
             "target_sensitivity": bundle.meta["screening"]["target_sensitivity"],
@@ -334,9 +341,10 @@ def screen_exam(bundle: Bundle, exam: Exam, gradcam_dir: str | Path | None = Non
         "patient_id": exam.patient_id,
         "exam": {c: str(p) for c, p in exam.files.items()},
         "bundle": bundle.describe(),
-        "screening_rule": (f"patient probability = maximum over the exam's {len(image_ids)} images; '{POSITIVE}' "
-                           "when it is >= the model's cut-off, chosen on the validation patients of its fold for "
-                           f"a sensitivity >= {bundle.meta['screening']['target_sensitivity']:g}"),
+        "screening_rule": (f"patient probability = mean over the model's fold models of each one's maximum over "
+                           f"the exam's {len(image_ids)} images; '{POSITIVE}' when it is >= the model's cut-off, "
+                           "chosen on validation patients (pooled out of fold by default) for a sensitivity >= "
+                           f"{bundle.meta['screening']['target_sensitivity']:g}"),
         "models": models_out,
         "images": per_image,
         "gradcam": gradcam,
@@ -354,7 +362,10 @@ def _dl_table(image_ids: list[str], feats: np.ndarray) -> pd.DataFrame:
 
 def _gradcam(bundle: Bundle, inputs: np.ndarray, dl_probs: np.ndarray, image_ids: list[str],
              out_dir: Path, n: int) -> list[dict]:  # fmt: skip
-    """Grad-CAM overlays (the DL stage's renderer) of the `n` images with the highest DL probability."""
+    """Grad-CAM overlays (the DL stage's renderer) of the `n` images with the highest DL probability.
+
+    `dl_probs` is the mean over the DL fold models; the map is that of the first fold model's CNN (one map per
+    image; maps of different CNNs are not averaged)."""
     if n <= 0:
         return []
     from cinescar.dl.gradcam import gradcam_overlay
