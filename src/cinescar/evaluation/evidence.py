@@ -137,7 +137,7 @@ def metrics_with_intervals(patients: dict[str, pd.DataFrame], metrics: pd.DataFr
 def auc_differences(patients: dict[str, pd.DataFrame], final: dict[str, dict], cohorts: list[str],
                     names: dict[str, str], res: Resamples, level: float) -> pd.DataFrame:  # fmt: skip
     """Every pair of final models on each cohort: AUC_a − AUC_b, bootstrap interval, DeLong's z and p."""
-    rows = []
+    rows, untested = [], {}
     for cohort in cohorts:
         frames = {m: _select(patients[m], final[m]["fold"], cohort, names).set_index("patient_id") for m in final}
         frames = {m: f for m, f in frames.items() if not f.empty}
@@ -153,12 +153,14 @@ def auc_differences(patients: dict[str, pd.DataFrame], final: dict[str, dict], c
                 d = delong_test(y, sa, sb)
                 row.update({"z": d.z, "p": d.p})
             except CinescarError as exc:  # e.g. one LGE+ patient: the AUCs exist, DeLong's variance does not
-                log.warning("AUC difference %s vs %s on %s: no DeLong test (%s)", a, b, cohort, exc)
+                untested.setdefault(cohort, str(exc))
             row["diff_low"] = row["diff_high"] = np.nan
             if res.n_boot > 0 and 0 < y.sum() < y.size:
                 row["diff_low"], row["diff_high"] = auc_difference_interval(
                     y, sa, sb, res.get(pd.Series(ids), y), level)
             rows.append(row)
+    for cohort, why in untested.items():  # once per cohort, not once per pair of models
+        log.warning("AUC differences on %s: no DeLong test (%s)", cohort, why)
     return pd.DataFrame(rows, columns=["cohort", "model_a", "fold_a", "model_b", "fold_b", "n_patients", "n_pos",
                                        "auc_a", "auc_b", "diff", "diff_low", "diff_high", "z", "p"])
 
