@@ -31,3 +31,20 @@ use rule * from cinescar as cinescar_*
         assert rule in out
     # the module's own files (conda environments, shipped radiomics parameters) are found from its folder
     assert "MissingInputException" not in out
+
+
+def test_snakemake_report_builds_on_the_tiny_run(killed_then_resumed):
+    """`snakemake --report report.zip` on the finished .test run: the outputs marked with report() are in it,
+    each with its caption (workflow/report/*.rst)."""
+    import zipfile
+
+    from workflow_runs import snakemake
+
+    work = killed_then_resumed[0]
+    out = work / "report.zip"
+    proc = snakemake(work, "--report", str(out))
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    names = zipfile.ZipFile(out).namelist()
+    assert any(n.endswith("report.html") for n in names)
+    for stem in ("report.html", "metrics.csv", "final_metrics.csv", "delong.csv", "table1.csv", "bundle.json"):
+        assert any(n.endswith(stem) for n in names), (stem, names[:40])
