@@ -67,6 +67,8 @@ remove_generated() {  # remove a config only if this script wrote it
 
 cmd_stop() {
     local d
+    # cancel what still runs first: a job step outlives a stopped slurmd
+    if pid_alive "$STATE/run/slurmctld.pid"; then scancel --full -u "$(id -un)" 2>/dev/null && sleep 2 || true; fi
     for d in "${DAEMONS_REVERSE[@]}"; do stop_daemon "$d"; done
     remove_generated
     log "stopped (state kept in $STATE)"
