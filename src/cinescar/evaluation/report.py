@@ -7,7 +7,6 @@ printed at the end.
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 import logging
@@ -18,6 +17,7 @@ import yaml
 
 from cinescar.config import config_hash
 from cinescar.versions import package_versions
+from cinescar.evaluation.html_parts import _file_b64, _fmt_num, _fmt_p, _img, _read_csv, _table
 from cinescar.evaluation.report_evidence import evidence_html, headline_html
 from cinescar.evaluation.tables import format_interval
 from cinescar.evaluation.plots import LABELS, fold_auc_figure, roc_figure, to_base64_png
@@ -41,63 +41,6 @@ td:first-child,th:first-child{text-align:left}
 figure{display:inline-block;margin:.5em}figcaption{font-size:.8em;color:#555;max-width:320px}
 pre{background:#f6f6f6;padding:.8em;font-size:.8em;overflow-x:auto}
 """
-
-
-def _read_csv(path: Path) -> pd.DataFrame:
-    if not path.exists() or path.stat().st_size == 0:
-        return pd.DataFrame()
-    try:
-        return pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame()
-
-
-def _fmt_num(v: object, digits: int = 2) -> str:
-    if isinstance(v, (int,)) and not isinstance(v, bool):
-        return str(v)
-    try:
-        f = float(v)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return "" if v is None else str(v)
-    if f != f:  # NaN
-        return "–"
-    return f"{f:.{digits}f}"
-
-
-def _fmt_p(p: object) -> str:
-    try:
-        f = float(p)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return ""
-    if f != f:
-        return "–"
-    return "<0.001" if f < 0.001 else f"{f:.3f}"
-
-
-def _table(df: pd.DataFrame, formats: dict[str, callable] | None = None, digits: int = 2) -> str:
-    """A DataFrame as an escaped HTML table; numbers formatted, NaN shown as an en dash."""
-    if df is None or df.empty:
-        return '<p class="note">(no data)</p>'
-    formats = formats or {}
-    out = df.copy()
-    for col in out.columns:
-        fn = formats.get(col)
-        if fn is not None:
-            out[col] = out[col].map(fn)
-        elif pd.api.types.is_float_dtype(out[col]):
-            out[col] = out[col].map(lambda v: _fmt_num(v, digits))
-        else:
-            out[col] = out[col].map(lambda v: "" if v is None or (isinstance(v, float) and v != v) else v)
-    return out.to_html(index=False, escape=True, border=0)
-
-
-def _img(b64: str, alt: str, width: int | None = None) -> str:
-    w = f' width="{width}"' if width else ""
-    return f'<img src="data:image/png;base64,{b64}" alt="{html.escape(alt)}"{w}>'
-
-
-def _file_b64(path: Path) -> str:
-    return base64.b64encode(path.read_bytes()).decode("ascii")
 
 
 def gradcam_examples(gradcam_dir: str | Path | None, n: int, prefer_fold: int | None = None) -> list[Path]:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cinescar.evaluation.html_parts import _fmt_p, _img, _table
 from cinescar.evaluation.plots import LABELS, cohort_title, decision_figure, reliability_figure, to_base64_png
 from cinescar.evaluation.tables import format_interval, interval_table
 
@@ -145,8 +146,6 @@ def headline_html(ev_dir: str | Path, out_html: str | Path) -> str:
 
 def evidence_html(ev_dir: str | Path, level: float) -> str:
     """Sections: intervals of the final models, AUC differences, calibration, clinical utility, subgroups."""
-    from cinescar.evaluation.report import _fmt_p, _img, _table
-
     ev_dir = Path(ev_dir)
     if not (ev_dir / "evidence.json").exists():
         return ""
