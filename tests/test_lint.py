@@ -10,13 +10,8 @@ from pathlib import Path
 
 from conftest import REPO
 
-# Lints not fixed yet, each with the rule it is in: the evaluation rules pass their output folder as a param
-# (workflow/scripts/evaluation_*.py, issue 12). Remove an entry when its rule is fixed; a new lint fails.
-KNOWN_LINTS = {
-    ("rule evaluate", "Param out_dir is a prefix of input or output file but hardcoded"),
-    ("rule report", "Param evaluation_dir is a prefix of input or output file but hardcoded"),
-    ("rule report", "Param gradcam_dir is a prefix of input or output file but hardcoded"),
-}
+# Lints not fixed yet, each with the rule it is in. Remove an entry when its rule is fixed; a new lint fails.
+KNOWN_LINTS: set[tuple[str, str]] = set()
 
 
 def _lints(text: str) -> set[tuple[str, str]]:

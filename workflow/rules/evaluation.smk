@@ -107,7 +107,6 @@ rule evaluate:
         mem_mb=2000,
     params:
         cfg=cfg_sections("screening", "evaluation"),
-        out_dir=EVALUATION,
     script:
         "../scripts/evaluation_evaluate.py"
 
@@ -152,8 +151,6 @@ rule report:
         mem_mb=2000,
     params:
         cfg=cfg_sections("evaluation"),
-        evaluation_dir=EVALUATION,
-        gradcam_dir="results/dl/gradcam",
         # optional: embedded only if the file exists (not an input, so a missing figure never blocks the report)
         cohort_figure=repo_path(config["evaluation"]["cohort_figure"]),
     script:

@@ -7,7 +7,7 @@ from cinescar.models import MODELS
 setup_logging(snakemake.log[0])
 inp = snakemake.input
 evaluate_study({m: getattr(inp, m) for m in MODELS if hasattr(inp, m)}, inp.index, inp.splits, inp.manifest,
-               snakemake.params.out_dir, snakemake.config,
+               Path(snakemake.output.metrics).parent, snakemake.config,
                selected_features={"radiomics": (inp.radiomics_selected, inp.radiomics_choice),
                                   "fusion": (inp.fusion_selected, inp.fusion_choice)},
                fusion_classifiers=inp.fusion_classifiers, fusion_choice=inp.fusion_choice,

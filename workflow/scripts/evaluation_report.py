@@ -1,6 +1,9 @@
+from pathlib import Path
+
 from cinescar.evaluation.report import build_and_log_report
 from cinescar.logs import setup_logging
 
 setup_logging(snakemake.log[0])
-build_and_log_report(snakemake.params.evaluation_dir, snakemake.output.html, snakemake.config,
-                     gradcam_dir=snakemake.params.gradcam_dir, cohort_figure=snakemake.params.cohort_figure or None)
+# the folders come from the rule's own files: evaluation outputs beside metrics.csv, Grad-CAM folds above done.json
+build_and_log_report(Path(snakemake.input.metrics).parent, snakemake.output.html, snakemake.config,
+                     gradcam_dir=Path(snakemake.input.gradcam[0]).parents[1], cohort_figure=snakemake.params.cohort_figure or None)
