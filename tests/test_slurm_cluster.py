@@ -174,8 +174,8 @@ def sacct(job_ids) -> list[dict[str, str]]:
 
 
 def test_every_job_went_through_sbatch_and_completed(slurm_run):
-    # every job Snakemake ran except the local target rule was submitted (`rule X:` vs `localrule X:`)
-    ran = re.findall(r"^rule (\w+):$", slurm_run.log, flags=re.M)
+    # every job Snakemake ran except the local target rule was submitted (`rule X:`/`checkpoint X:` vs `localrule X:`)
+    ran = re.findall(r"^(?:rule|checkpoint) (\w+):$", slurm_run.log, flags=re.M)
     assert len(ran) >= 10, ran
     assert sorted(slurm_run.submitted.values()) == sorted(ran), (slurm_run.submitted, ran)
     rows = sacct(slurm_run.submitted)

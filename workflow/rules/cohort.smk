@@ -100,9 +100,10 @@ rule mlflow_init:
     conda:
         f"{ENVS}/cohort.yaml"
     params:
-        # the whole config: the parent run made here records it, and a changed config gets a new parent
-        # (consumers take tracking.json as ancient(), so this rerun alone reruns nothing else)
-        cfg=config,
+        # only what names the experiment: with the whole config here, any config change made this rule rerun,
+        # and Snakemake then planned nothing downstream of it in the same invocation (a changed
+        # fusion.k_candidates reran mlflow_init only; tests/test_workflow_e2e.py caught it)
+        cfg=cfg_sections("mlflow", "cohort"),
     script:
         "../scripts/mlflow_init.py"
 
