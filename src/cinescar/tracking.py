@@ -152,6 +152,7 @@ def init_tracking(cfg: dict, out: str | Path = READY) -> dict:
             state["experiment_id"] = _experiment_id(client, cfg)
             # the workflow's parent run, made once here: every job nests under the id it reads from this file
             state["parent_run_id"] = _parent_run(client, state["experiment_id"], cfg)
+            state["parent_config_hash"] = config_hash(cfg)
             state["reachable"] = True
         except Exception as exc:  # the store itself is broken or refuses us: carry on with local files
             log.warning("MLflow tracking at %s failed (%s): runs are recorded as JSON under %s/offline",
@@ -278,7 +279,10 @@ def start_run(cfg: dict, run_name: str, tags: dict | None = None, state_path: st
         try:
             client = _client(cfg)
             exp_id = _experiment_id(client, cfg)
-            recorded = (state or {}).get("parent_run_id") if (state or {}).get("experiment_id") == exp_id else None
+            # the recorded parent is this config's: after a config change (mlflow_init is not rerun for one) the
+            # jobs of the new config find or make their own parent by config hash, as before
+            same = (state or {}).get("experiment_id") == exp_id and (state or {}).get("parent_config_hash") == config_hash(cfg)
+            recorded = (state or {}).get("parent_run_id") if same else None
             parent = recorded or _parent_run(client, exp_id, cfg)
             run = client.create_run(exp_id, run_name=run_name, tags={
                 **tags, "mlflow.parentRunId": parent, "cinescar.config_hash": config_hash(cfg)})
