@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cinescar.evaluation.html_parts import _fmt_p, _img, _table
+from cinescar.evaluation.html_parts import _fmt_p, _img, _read_csv, _table
 from cinescar.evaluation.plots import LABELS, cohort_title, decision_figure, reliability_figure, to_base64_png
 from cinescar.evaluation.tables import format_interval, interval_table
 
@@ -28,13 +28,7 @@ PER_100_DIGITS = {"avoided_per_100": 0, "missed_per_100": 0}
 
 
 def _read(ev_dir: Path, name: str) -> pd.DataFrame:
-    path = ev_dir / name
-    if not path.exists() or path.stat().st_size == 0:
-        return pd.DataFrame()
-    try:
-        return pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame()
+    return _read_csv(ev_dir / name)
 
 
 def _cohort_name(cohort: str, final_fold: int | None = None) -> str:
