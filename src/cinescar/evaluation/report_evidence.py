@@ -42,6 +42,13 @@ def _sorted(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(_k=key).sort_values(["_k", "cohort"], kind="stable").drop(columns="_k")
 
 
+def _labelled(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows in cohort order, with the report's model labels and cohort names (the fold names the final model)."""
+    d = _sorted(df)
+    return d.assign(model=d["model"].map(lambda m: LABELS.get(m, m)),
+                    cohort=[_cohort_name(c, int(f)) for c, f in zip(d["cohort"], d["fold"], strict=True)])
+
+
 def _final_rows(df: pd.DataFrame, final: dict, op: str | None = None) -> pd.DataFrame:
     if df.empty:
         return df
@@ -158,9 +165,7 @@ def evidence_html(ev_dir: str | Path, level: float) -> str:
         auc = mci.rename(columns={"auc_ci_low": "auc_low", "auc_ci_high": "auc_high"})
         t = interval_table(auc, list(INTERVAL_NAMES), PER_100_DIGITS)
         for o, g in t.groupby("operating_point", sort=False):
-            g = _sorted(g).assign(model=lambda d: d["model"].map(lambda m: LABELS.get(m, m)),
-                                  cohort=lambda d: [_cohort_name(c, int(f)) for c, f in zip(d["cohort"], d["fold"],
-                                                                                           strict=True)])
+            g = _labelled(g)
             parts.append(f"<h3>Operating point: {html.escape(str(o))}</h3>")
             parts.append(_table(g[["model", "cohort", "n_patients", "n_pos", "cutoff", *INTERVAL_NAMES]]
                                 .rename(columns=INTERVAL_NAMES), digits=3))  # fmt: skip
@@ -184,9 +189,7 @@ def evidence_html(ev_dir: str | Path, level: float) -> str:
                  "slope (two-parameter fit; 1 ideal, &lt; 1: too extreme), Wald intervals. Data: calibration.csv, "
                  "reliability.csv.</p>")
     if len(calib):
-        c = _sorted(calib)
-        c = c.assign(model=c["model"].map(lambda m: LABELS.get(m, m)),
-                     cohort=[_cohort_name(x, int(f)) for x, f in zip(c["cohort"], c["fold"], strict=True)])
+        c = _labelled(calib)
         c = interval_table(c, ["brier", "cal_intercept", "cal_slope"])
         parts.append(_table(c[["model", "cohort", "n_patients", "n_pos", "brier", "cal_intercept", "cal_slope",
                                "slope_note"]]))
@@ -206,9 +209,7 @@ def evidence_html(ev_dir: str | Path, level: float) -> str:
                  "cut-off: LGE scans avoided (patients called negative) and scar-positive patients among them "
                  "(missed), on each cohort's own prevalence. Data: decision_curve.csv, utility.csv.</p>")
     if len(util):
-        u = _sorted(util)
-        u = u.assign(model=u["model"].map(lambda m: LABELS.get(m, m)),
-                     cohort=[_cohort_name(x, int(f)) for x, f in zip(u["cohort"], u["fold"], strict=True)])
+        u = _labelled(util)
         u = interval_table(u, ["avoided_per_100", "missed_per_100", "sensitivity", "specificity"], PER_100_DIGITS)
         u = u.rename(columns={"avoided_per_100": "LGE avoided /100", "missed_per_100": "Scar missed /100",
                               "specificity": "Specificity (scar-free spared)"})
@@ -228,9 +229,7 @@ def evidence_html(ev_dir: str | Path, level: float) -> str:
                  "cut-off; metrics only where a subgroup holds both LGE classes; n always. AUC interval by DeLong, "
                  "sensitivity/specificity as the proportions above. Data: subgroups.csv.</p>")
     if len(sg):
-        s = _sorted(sg)
-        s = s.assign(model=s["model"].map(lambda m: LABELS.get(m, m)),
-                     cohort=[_cohort_name(x, int(f)) for x, f in zip(s["cohort"], s["fold"], strict=True)])
+        s = _labelled(sg)
         s = interval_table(s.rename(columns={"auc_ci_low": "auc_low", "auc_ci_high": "auc_high"}),
                            ["auc", "sensitivity", "specificity"])
         parts.append(_table(s[["model", "cohort", "variable", "level", "n_patients", "n_pos", "auc", "sensitivity",
