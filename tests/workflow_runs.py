@@ -43,12 +43,16 @@ def killed_then_resumed(tmp_path_factory):
     work = tmp_path_factory.mktemp("e2e")
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(work), "--cores", "2",
            "--configfile", str(TEST_CONFIG)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    first_log = work.parent / f"{work.name}-first-run.log"  # beside the run, so a failure can be read from CI
+    with open(first_log, "w", encoding="utf-8") as sink:
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
     trigger = work / "logs" / "dl" / "train_fold1.log"
     deadline = time.time() + 420
     while not trigger.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.5)
-    assert proc.poll() is None, "the workflow finished or failed before it could be killed"
+    if proc.poll() is not None:
+        tail = first_log.read_text(encoding="utf-8", errors="replace")[-6000:]
+        pytest.fail(f"the workflow ended (exit {proc.returncode}) before it could be killed; its output ends:\n{tail}")
     time.sleep(1.0)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
