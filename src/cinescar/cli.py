@@ -1,8 +1,11 @@
 """`cinescar` command line: the actions that are not the workflow itself.
 
 The workflow runs through `snakemake` (see README); this CLI validates a cohort, writes the synthetic cohort,
-imports ACDC-format data and screens a new exam. Imports are deferred into each command so `--help` and
-`validate` start fast. Input problems print as one `error:` line, never a stack trace.
+imports ACDC-format data and screens a new exam. One pattern (as nnU-Net's entry points): each command only
+parses its arguments, calls one library function `*_api` (`validate_api`, `synth_api`, `config_api`,
+`import_acdc_api`, `screen_api`: plain typed functions, usable without argparse) and prints what it returns.
+Imports are deferred into each command so `--help` and `validate` start fast. Input problems print as one
+`error:` line, never a stack trace.
 """
 
 from __future__ import annotations
@@ -10,21 +13,16 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
 from cinescar import __version__
 from cinescar.errors import CinescarError
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from cinescar.cohort.validate import validate_cohort
-    from cinescar.config import load_config
+    from cinescar.cohort.validate import validate_api
 
-    cfg = load_config(args.config)  # splits.folds / test_fraction / seed: can the cohort be split as configured?
-    report = validate_cohort(args.cohort, check_images=not args.manifest_only, cfg=cfg,
-                             allow_outside=True if args.allow_outside_paths else None)
-    if args.json:
-        report.to_json(args.json)
+    report = validate_api(args.cohort, manifest_only=args.manifest_only, config=args.config,
+                          allow_outside_paths=args.allow_outside_paths, json_path=args.json)
     print(f"cohort {args.cohort}: OK — {report.n_patients} patients ({report.n_internal} internal, "
           f"{report.n_external} external, {report.n_lge_positive} LGE+), centres: {', '.join(report.centers)}")
     for w in report.warnings:
@@ -33,31 +31,24 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from cinescar.cohort.synth import generate_cohort
-    from cinescar.config import load_config
+    from cinescar.cohort.synth import synth_api
 
-    cfg = load_config(args.config)
-    syn = dict(cfg["synthetic"])
-    n_internal, n_external = int(syn.pop("internal_patients")), int(syn.pop("external_patients"))
-    manifest = generate_cohort(Path(args.out), n_internal=args.patients or n_internal,
-                               n_external=args.external if args.external is not None else n_external,
-                               seed=args.seed if args.seed is not None else int(cfg["seed"]), **syn)
+    manifest, figure = synth_api(args.out, config=args.config, patients=args.patients, external=args.external,
+                                 seed=args.seed, figure=args.figure)
     print(f"synthetic cohort written: {manifest}")
-    if args.figure:
-        from cinescar.cohort.figure import render_cohort_figure
-
-        print(f"figure: {render_cohort_figure(Path(args.out), Path(args.figure))}")
+    if figure is not None:
+        print(f"figure: {figure}")
     return 0
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
     import yaml
 
-    from cinescar.config import config_hash, load_config
+    from cinescar.config import config_api
 
-    cfg = load_config(args.config)
+    cfg, digest = config_api(args.config)
     print(yaml.safe_dump(cfg, sort_keys=False), end="")
-    print(f"# config hash: {config_hash(cfg)}")
+    print(f"# config hash: {digest}")
     return 0
 
 

@@ -102,6 +102,12 @@ def schema_defaults(*section: str, schema_path: str | Path = SCHEMA) -> dict:
     return _defaults(node)
 
 
+def config_api(path: str | Path | None = None) -> tuple[dict, str]:
+    """`cinescar config` as a function: the validated config with every default filled in, and its hash."""
+    cfg = load_config(path)
+    return cfg, config_hash(cfg)
+
+
 def config_hash(cfg: dict[str, Any]) -> str:
     """A short, stable fingerprint of a config, used to tie outputs and MLflow runs to their config."""
     blob = json.dumps(cfg, sort_keys=True, default=str).encode()

@@ -469,21 +469,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="config file whose `acdc` section gives the defaults")
 
 
-def main(args: argparse.Namespace) -> int:
-    """Run the import from parsed arguments, print the summary; return the exit status."""
+def import_acdc_api(acdc_dir: str | Path, out: str | Path, *, label_map: str | Mapping[str, Any] | None = None,
+                    center: str | None = None, vendor: str | None = None, cohort: str = "internal",
+                    append: bool = False, config: str | Path | None = None) -> dict:
+    """`cinescar import-acdc` as a function: what is not given (None or empty) comes from the config section
+    `acdc` of `config` when one is named, else from this module's defaults; `label_map` may be the command
+    line's text (`MINF=1,NOR=0`). Returns the import summary (`import_acdc`)."""
     section: dict = {}
-    config_path = getattr(args, "config", None)
-    if config_path is not None:
+    if config is not None:
         from cinescar.config import load_config
 
-        section = dict(load_config(config_path).get("acdc", {}))
-    if args.label_map is not None:
-        label_map = parse_label_map(args.label_map)
-    else:
+        section = dict(load_config(config).get("acdc", {}))
+    if isinstance(label_map, str):
+        label_map = parse_label_map(label_map)
+    elif label_map is None:
         label_map = section.get("label_map", DEFAULT_LABEL_MAP)
-    summary = import_acdc(args.acdc_dir, args.out, label_map=label_map,
-                          center=args.center or section.get("center", DEFAULT_CENTER),
-                          vendor=args.vendor or section.get("vendor", DEFAULT_VENDOR),
-                          cohort=args.cohort, append=args.append)
+    return import_acdc(acdc_dir, out, label_map=label_map, center=center or section.get("center", DEFAULT_CENTER),
+                       vendor=vendor or section.get("vendor", DEFAULT_VENDOR), cohort=cohort, append=append)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the import from parsed arguments, print the summary; return the exit status."""
+    summary = import_acdc_api(args.acdc_dir, args.out, label_map=args.label_map, center=args.center,
+                              vendor=args.vendor, cohort=args.cohort, append=args.append,
+                              config=getattr(args, "config", None))
     print(format_summary(summary, args.out))
     return 0

@@ -452,5 +452,26 @@ def generate_cohort(out_dir: Path, n_internal: int = 60, n_external: int = 20, s
     return path
 
 
-__all__ = ["generate_cohort", "draw_population", "draw_labels", "label_logit", "simulate_patient",
+def synth_api(out: str | Path, *, config: str | Path | None = None, patients: int | None = None,
+              external: int | None = None, seed: int | None = None,
+              figure: str | Path | None = None) -> tuple[Path, Path | None]:
+    """`cinescar synth` as a function: write the synthetic cohort with the config's `synthetic` section (default
+    config/config.yaml), `patients`/`external`/`seed` overriding it; return the manifest's path and, when
+    `figure` is given, that of the rendered figure of a few patients."""
+    from cinescar.config import load_config
+
+    cfg = load_config(config)
+    syn = dict(cfg["synthetic"])
+    n_internal, n_external = int(syn.pop("internal_patients")), int(syn.pop("external_patients"))
+    manifest = generate_cohort(Path(out), n_internal=patients or n_internal,
+                               n_external=external if external is not None else n_external,
+                               seed=seed if seed is not None else int(cfg["seed"]), **syn)
+    if not figure:
+        return manifest, None
+    from cinescar.cohort.figure import render_cohort_figure
+
+    return manifest, render_cohort_figure(Path(out), Path(figure))
+
+
+__all__ = ["generate_cohort", "synth_api", "draw_population", "draw_labels", "label_logit", "simulate_patient",
            "PatientDraw", "PatientImages", "MARKER", "LABEL_MODELS"]

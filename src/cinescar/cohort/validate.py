@@ -289,3 +289,19 @@ def validate_cohort(cohort_dir: str | Path, check_images: bool = True, cfg: dict
     log.info("cohort %s: %d patients (%d internal, %d external, %d LGE+), centres %s", cohort_dir,
              report.n_patients, report.n_internal, report.n_external, report.n_lge_positive, report.centers)
     return report
+
+
+def validate_api(cohort: str | Path, *, manifest_only: bool = False, config: str | Path | None = None,
+                 allow_outside_paths: bool = False, json_path: str | Path | None = None) -> ValidationReport:
+    """`cinescar validate` as a function: check `cohort` against the workflow config `config` (default
+    config/config.yaml: can the cohort be split as configured?), optionally write the report as JSON.
+
+    Raises CohortValidationError listing every problem; the command line only prints what this returns.
+    """
+    from cinescar.config import load_config
+
+    report = validate_cohort(cohort, check_images=not manifest_only, cfg=load_config(config),
+                             allow_outside=True if allow_outside_paths else None)
+    if json_path:
+        report.to_json(json_path)
+    return report

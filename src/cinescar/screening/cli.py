@@ -10,10 +10,6 @@ or beside --out (`<out>_gradcam/`) unless --no-gradcam; drawing them imports MON
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
-
-from cinescar.errors import CinescarError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,26 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from cinescar.screening.bundle import load_bundle
-    from cinescar.screening.screen import exam_from_folder, exam_from_manifest, screen_exam
+    """Parse nothing more: hand the arguments to `cinescar.screening.screen.screen_api`, print its result."""
+    from cinescar.screening.screen import result_json, screen_api
 
-    if (args.exam is None) == (args.manifest is None):
-        raise CinescarError("give either an exam folder or --manifest with --patient")
-    if args.manifest is not None and not args.patient:
-        raise CinescarError("--manifest needs --patient ID")
-    exam = (exam_from_manifest(args.manifest, args.patient, args.allow_outside_paths) if args.manifest
-            else exam_from_folder(args.exam, args.patient_id))  # fmt: skip
-    bundle = load_bundle(args.bundle, expected_digest=args.bundle_sha256)
-    gradcam_dir = None
-    if not args.no_gradcam:
-        if args.gradcam_dir:
-            gradcam_dir = Path(args.gradcam_dir)
-        elif args.out:
-            gradcam_dir = Path(args.out).with_name(f"{Path(args.out).stem}_gradcam")
-    result = screen_exam(bundle, exam, gradcam_dir=gradcam_dir, gradcam_images=args.gradcam_images)
-    text = json.dumps(result, indent=2, ensure_ascii=False)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
-    print(text)  # warnings are in the result and logged to stderr by screen_exam
+    result = screen_api(args.bundle, args.exam, manifest=args.manifest, patient=args.patient,
+                        patient_id=args.patient_id, out=args.out, gradcam_dir=args.gradcam_dir,
+                        gradcam_images=args.gradcam_images, no_gradcam=args.no_gradcam,
+                        bundle_sha256=args.bundle_sha256, allow_outside_paths=args.allow_outside_paths)
+    print(result_json(result))  # warnings are in the result and logged to stderr by screen_exam
     return 0

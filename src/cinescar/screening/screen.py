@@ -24,6 +24,7 @@ the models, by more than `bundle.ood_tolerance`) still gets its numbers, but the
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -34,8 +35,8 @@ import numpy as np
 import pandas as pd
 
 from cinescar.cohort.contract import FILE_COLUMNS, PATIENT_ID_PATTERN
-from cinescar.errors import CohortError
-from cinescar.screening.bundle import MODELS, Bundle
+from cinescar.errors import CinescarError, CohortError
+from cinescar.screening.bundle import MODELS, Bundle, load_bundle
 from cinescar.screening_rule import called_positive, patient_probability
 
 log = logging.getLogger(__name__)
@@ -395,3 +396,37 @@ def result_row(result: dict[str, Any]) -> dict[str, Any]:
         row[f"{m}_decision"] = result["models"][m]["decision"]
     row["warnings"] = "; ".join(result["warnings"])
     return row
+
+
+def result_json(result: dict[str, Any]) -> str:
+    """The result as `cinescar screen` prints it and writes it to --out."""
+    return json.dumps(result, indent=2, ensure_ascii=False)
+
+
+def screen_api(bundle: str | Path, exam: str | Path | None = None, *, manifest: str | Path | None = None,
+               patient: str | None = None, patient_id: str | None = None, out: str | Path | None = None,
+               gradcam_dir: str | Path | None = None, gradcam_images: int | None = None, no_gradcam: bool = False,
+               bundle_sha256: str | None = None, allow_outside_paths: bool = False) -> dict[str, Any]:
+    """`cinescar screen` as a function: screen the exam folder `exam`, or patient `patient` of `manifest`, with
+    the bundle folder `bundle`; return the result and write it as JSON to `out` when given.
+
+    Grad-CAM overlays go to `gradcam_dir`, else beside `out` (`<out>_gradcam/`), never with `no_gradcam`.
+    """
+    if (exam is None) == (manifest is None):
+        raise CinescarError("give either an exam folder or --manifest with --patient")
+    if manifest is not None and not patient:
+        raise CinescarError("--manifest needs --patient ID")
+    the_exam = (exam_from_manifest(manifest, patient, allow_outside_paths) if manifest
+                else exam_from_folder(exam, patient_id))  # fmt: skip
+    the_bundle = load_bundle(bundle, expected_digest=bundle_sha256)
+    cam_dir = None
+    if not no_gradcam:
+        if gradcam_dir:
+            cam_dir = Path(gradcam_dir)
+        elif out:
+            cam_dir = Path(out).with_name(f"{Path(out).stem}_gradcam")
+    result = screen_exam(the_bundle, the_exam, gradcam_dir=cam_dir, gradcam_images=gradcam_images)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(result_json(result) + "\n", encoding="utf-8")
+    return result
