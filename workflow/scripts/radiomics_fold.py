@@ -2,7 +2,8 @@ from cinescar.logs import setup_logging
 from cinescar.radiomics.run import run_fold
 
 setup_logging(snakemake.log[0])
-# The full config goes to MLflow so this run nests under the same parent run as every other stage's.
+# The fit reads the rule's params (its config sections); the whole config goes to MLflow only, so that this
+# run nests under the same parent run as every other stage's.
 run_fold(snakemake.input.features, snakemake.input.index, snakemake.input.splits, int(snakemake.wildcards.fold),
-         snakemake.config, snakemake.output.scores, snakemake.output.predictions, snakemake.output.model,
-         snakemake.output.selected)
+         snakemake.params.cfg, snakemake.output.scores, snakemake.output.predictions, snakemake.output.model,
+         snakemake.output.selected, run_cfg=snakemake.config)

@@ -46,13 +46,18 @@ def write_fold(result: FoldResult, scores_out: str | Path, predictions_out: str 
 
 def run_fold(features_path: str | Path, index_path: str | Path, splits_path: str | Path, fold: int, cfg: dict,
              scores_out: str | Path, predictions_out: str | Path, model_out: str | Path,
-             selected_out: str | Path) -> FoldResult:
-    """Fit fold `fold`, write its files, log params/metrics/selected features/artifacts to MLflow."""
+             selected_out: str | Path, *, run_cfg: dict | None = None) -> FoldResult:
+    """Fit fold `fold`, write its files, log params/metrics/selected features/artifacts to MLflow.
+
+    `cfg` holds the sections the fit reads (`radiomics`, `seed`: the rule's params, so that changing them
+    reruns the fold); `run_cfg`, the workflow's whole config (default `cfg`), is read by MLflow only, to
+    nest the run under the workflow's parent run (`tracking.start_run`).
+    """
     settings = RadiomicsSettings.from_config(cfg)
     features = pd.read_parquet(features_path)
     index = pd.read_parquet(index_path)
     splits = load_splits(splits_path)
-    with tracking.start_run(cfg, f"radiomics-fold{fold}", {**TAGS, "fold": int(fold)}) as run:
+    with tracking.start_run(run_cfg or cfg, f"radiomics-fold{fold}", {**TAGS, "fold": int(fold)}) as run:
         result = fit_fold(features, index, splits, int(fold), settings)
         write_fold(result, scores_out, predictions_out, model_out, selected_out, settings)
         params_file = cfg.get("radiomics", {}).get("params", "config/radiomics.yaml")
@@ -88,7 +93,10 @@ def load_model(path: str | Path, k: int | None = None, chosen_k_path: str | Path
 def choose(score_paths: Sequence[str | Path], prediction_paths: Sequence[str | Path],
            selected_paths: Sequence[str | Path], cfg: dict, chosen_out: str | Path, predictions_out: str | Path,
            selected_out: str | Path, cv_scores_out: str | Path, recurrence_out: str | Path) -> int:
-    """Choose k by mean validation AUC over folds and write the stage's final tables."""
+    """Choose k by mean validation AUC over folds and write the stage's final tables.
+
+    The choice reads no config: `cfg` is the workflow's config, read by MLflow only (`tracking.start_run`).
+    """
     scores = [json.loads(Path(p).read_text()) for p in score_paths]
     cv = cv_table(scores)
     k = choose_k(cv)
