@@ -84,7 +84,9 @@ def _defaults(node: dict) -> dict:
     out = {}
     for key, prop in node.get("properties", {}).items():
         if "properties" in prop:
-            out[key] = {**copy.deepcopy(prop.get("default", {})), **_defaults(prop)}
+            # the object's own default, with its keys' defaults merged in (an empty nested default, as
+            # search_space.base_width's, must not blank the object's default for that key)
+            out[key] = _deep_update(copy.deepcopy(prop.get("default", {})), _defaults(prop))
         elif "default" in prop:
             out[key] = copy.deepcopy(prop["default"])
     return out
@@ -100,6 +102,20 @@ def schema_defaults(*section: str, schema_path: str | Path = SCHEMA) -> dict:
     for key in section:
         node = node["properties"][key]
     return _defaults(node)
+
+
+def schema_section(cfg: dict | None, *section: str, defaults: tuple[str, ...] | None = None) -> dict:
+    """Section `section` of `cfg` (e.g. `schema_section(cfg, "dl", "training")`) over the schema's defaults for
+    it: a key the config leaves out takes the schema's default, never a fallback restated in code.
+
+    `defaults`: where the section sits in the schema when `cfg` is itself a section (`schema_section(dl_cfg,
+    "training", defaults=("dl", "training"))`); default `section`. One level: a key the config gives replaces
+    the default whole (a given `search_space` is the search space).
+    """
+    given: Any = cfg
+    for key in section:
+        given = (given or {}).get(key)
+    return {**schema_defaults(*(section if defaults is None else defaults)), **(given or {})}
 
 
 def config_api(path: str | Path | None = None) -> tuple[dict, str]:

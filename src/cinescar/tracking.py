@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from cinescar.config import config_hash
+from cinescar.config import config_hash, schema_section
 
 log = logging.getLogger(__name__)
 ROOT = Path("results/mlflow")
@@ -102,7 +102,7 @@ def bound_http(cfg: dict) -> None:
 
 def experiment_name(cfg: dict) -> str:
     name = cfg.get("mlflow", {}).get("experiment") or ""
-    return name or f"cinescar-{cfg.get('cohort', {}).get('name', 'cohort')}"
+    return name or f"cinescar-{schema_section(cfg, 'cohort')['name']}"
 
 
 def _reachable(uri: str, timeout: float) -> bool:

@@ -34,12 +34,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cinescar.config import schema_defaults
+from cinescar.config import schema_defaults, schema_section
 from cinescar.dl.data import ScarDataModule
 from cinescar.dl.features import features_table, predict_index
 from cinescar.dl.inference import resolve_device, three_channels
 from cinescar.dl.module import ScarModule, balanced_pos_weight
-from cinescar.dl.network import GRADCAM_LAYER, ScarNet, count_parameters
+from cinescar.dl.network import ScarNet, count_parameters
 from cinescar.errors import CinescarError
 from cinescar.predictions import PREDICTION_COLUMNS
 
@@ -196,35 +196,37 @@ def fit_network(
     `training`: config `dl.training` (batch_size, max_epochs, num_workers, accelerator, devices, precision,
     deterministic, weight_decay, early_stopping_patience, selection_metric, pos_weight).
     `val_groups`: patient of each validation image (enables the patient-level AUC `val_patient_auc`).
+    A training key left out takes the schema's default (`cinescar.config.schema_section`).
     """
-    metric = check_metric(str(training.get("selection_metric", DEFAULT_SELECTION_METRIC)))
+    training = {**schema_defaults("dl", "training"), **training}
+    metric = check_metric(str(training["selection_metric"]))
     if metric == "val_patient_auc" and val_groups is None:
         raise CinescarError("selection metric val_patient_auc needs the validation images' patients")
-    pos_weight = resolve_pos_weight(training.get("pos_weight", "balanced"), train[2])
+    pos_weight = resolve_pos_weight(training["pos_weight"], train[2])
     pl.seed_everything(int(seed), workers=True, verbose=False)
     datamodule = ScarDataModule(
         train, val,
-        batch_size=int(training.get("batch_size", 8)),
-        num_workers=int(training.get("num_workers", 0)),
+        batch_size=int(training["batch_size"]),
+        num_workers=int(training["num_workers"]),
         seed=int(seed),
         augmentation=augmentation,
     )
     module = ScarModule(
         network=network_params(params),
-        learning_rate=float(params.get("learning_rate", training.get("learning_rate", 1e-4))),
-        weight_decay=float(training.get("weight_decay", 0.0)),
+        learning_rate=float(params.get("learning_rate", training["learning_rate"])),
+        weight_decay=float(training["weight_decay"]),
         pos_weight=pos_weight,
         val_groups=val_groups,
     )
-    best = BestWeights(metric, int(training.get("early_stopping_patience") or 0))
+    best = BestWeights(metric, int(training["early_stopping_patience"] or 0))
     all_callbacks: list[pl.Callback] = [best, *callbacks]
     with quiet_lightning():
         trainer = pl.Trainer(
-            max_epochs=int(training.get("max_epochs", schema_defaults("dl", "training")["max_epochs"])),
-            accelerator=str(training.get("accelerator", "auto")),
-            devices=training.get("devices", 1),
-            precision=training.get("precision", "32-true"),
-            deterministic=training.get("deterministic", True),
+            max_epochs=int(training["max_epochs"]),
+            accelerator=str(training["accelerator"]),
+            devices=training["devices"],
+            precision=training["precision"],
+            deterministic=training["deterministic"],
             logger=False,
             enable_checkpointing=False,
             enable_progress_bar=False,
@@ -286,8 +288,10 @@ def role_arrays(index: pd.DataFrame, store_root: str | Path) -> Arrays:
 
 
 def merged_params(dl_cfg: dict, tuned: dict | None = None) -> dict:
-    """Config `dl.network` + `dl.training.learning_rate`, overridden by the tuned values."""
-    params = {**dl_cfg.get("network", {}), "learning_rate": dl_cfg.get("training", {}).get("learning_rate", 1e-4)}
+    """Config `dl.network` + `dl.training.learning_rate` (the schema's defaults for keys left out), overridden by
+    the tuned values."""
+    params = {**schema_section(dl_cfg, "network", defaults=("dl", "network")),
+              "learning_rate": schema_section(dl_cfg, "training", defaults=("dl", "training"))["learning_rate"]}
     params.update(tuned or {})
     return params
 
@@ -315,10 +319,13 @@ def train_fold(
     tuned: dict | None,
     out_dir: str | Path,
     gradcam_dir: str | Path,
+    *,
+    run_cfg: dict | None = None,
 ) -> dict:
     """The `dl_train` job: train fold `fold`, write model.ckpt, hparams.json, predictions, features, Grad-CAM.
 
-    `cfg` is the whole configuration (section `dl`, `seed`, and `mlflow` for tracking); `tuned` the chosen
+    `cfg` holds what training reads (section `dl`, `seed`: the rule's params); `run_cfg`, the workflow's whole
+    config (default `cfg`), is read by MLflow only (the parent run to nest under). `tuned` the chosen
     hyperparameters (best_params.json's "params"). Only the fold's `train` images fit weights, `val` images
     choose the epoch; val_all, test and external images are only predicted.
     """
@@ -327,13 +334,13 @@ def train_fold(
     from cinescar.preprocessing.splits import fold_images
     from cinescar.preprocessing.store import load_arrays
 
-    dl_cfg = cfg["dl"]
-    seed = int(cfg.get("seed", 0)) + int(fold)
-    n_seeds = int(dl_cfg.get("seeds", 1))
+    dl_cfg = schema_section(cfg, "dl")  # top-level dl keys (seeds, inference_batch_size) the config leaves out
+    seed = int(cfg.get("seed", schema_defaults()["seed"])) + int(fold)
+    n_seeds = int(dl_cfg["seeds"])
     if n_seeds < 1:
         raise CinescarError(f"dl.seeds must be >= 1, got {n_seeds}")
     seeds = [seed + SEED_STRIDE * s for s in range(n_seeds)]
-    training = dl_cfg.get("training", {})
+    training = schema_section(dl_cfg, "training", defaults=("dl", "training"))
     out_dir, gradcam_dir = Path(out_dir), Path(gradcam_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     roles = fold_images(index, splits, fold)
@@ -343,14 +350,14 @@ def train_fold(
     train_arrays = role_arrays(roles["train"], store_root)
     val_arrays = role_arrays(roles["val"], store_root)
     val_groups = roles["val"]["patient_id"].astype(str).to_numpy()
-    metric = check_metric(str(training.get("selection_metric", DEFAULT_SELECTION_METRIC)))
+    metric = check_metric(str(training["selection_metric"]))
 
-    with tracking.start_run(cfg, f"dl-fold{fold}", {"stage": "dl", "model": "dl", "fold": fold}) as run:
+    with tracking.start_run(run_cfg or cfg, f"dl-fold{fold}", {"stage": "dl", "model": "dl", "fold": fold}) as run:
         run.log_params({**{f"net.{k}": v for k, v in params.items()}, "seed": seed, "fold": fold,
                         "n_train": len(roles["train"]), "n_val": len(roles["val"]), "seeds": n_seeds,
                         **{f"training.{k}": v for k, v in training.items()}})
-        device = resolve_device(str(training.get("accelerator", "auto")))
-        batch = int(dl_cfg.get("inference_batch_size", 64))
+        device = resolve_device(str(training["accelerator"]))
+        batch = int(dl_cfg["inference_batch_size"])
         results, prob_runs = [], []
         for k, s in enumerate(seeds):
             def to_mlflow(record: dict, trainer: pl.Trainer, k: int = k) -> None:
@@ -404,8 +411,8 @@ def train_fold(
         hp_path = save_model(net, out_dir / "model.ckpt", meta)
 
         # Grad-CAM on the best scar-positive internal-test images.
-        gc = dl_cfg.get("gradcam", {})
-        chosen = scar_positive_test(preds, index, int(gc.get("n_images", 4)))
+        gc = schema_section(dl_cfg, "gradcam", defaults=("dl", "gradcam"))
+        chosen = scar_positive_test(preds, index, int(gc["n_images"]))
         pngs = []
         for stale in gradcam_dir.glob("*.png"):  # this job's own folder: no overlay of an earlier run survives
             stale.unlink()
@@ -413,13 +420,13 @@ def train_fold(
             sub = index.set_index("image_id").loc[chosen["image_id"]].reset_index()
             images, masks = load_arrays(sub, store_root)
             inputs = three_channels(images, masks)
-            maps = gradcam_maps(net, inputs, gc.get("layer", GRADCAM_LAYER))
+            maps = gradcam_maps(net, inputs, gc["layer"])
             for (image_id, prob), x, heat in zip(chosen[["image_id", "prob"]].itertuples(index=False), inputs, maps):
                 png = render_overlay(x[0], x[1], heat, gradcam_dir / f"{image_id}.png",
-                                     title=f"{image_id}  P(scar)={prob:.2f}", alpha=float(gc.get("alpha", 0.4)))
+                                     title=f"{image_id}  P(scar)={prob:.2f}", alpha=float(gc["alpha"]))
                 pngs.append(png.name)
         gradcam_dir.mkdir(parents=True, exist_ok=True)
-        (gradcam_dir / "done.json").write_text(json.dumps({"fold": fold, "layer": gc.get("layer", GRADCAM_LAYER),
+        (gradcam_dir / "done.json").write_text(json.dumps({"fold": fold, "layer": gc["layer"],
                                                            "images": pngs}, indent=1))
 
         run.log_metrics({"best_epoch": result.best["epoch"], "epochs_run": len(result.history),
@@ -466,6 +473,8 @@ def train_fold_from_files(
     out_dir: str | Path,
     gradcam_dir: str | Path,
     threads: int | None = None,
+    *,
+    run_cfg: dict | None = None,
 ) -> dict:
     """`train_fold` from the workflow's files (index, splits, store, best_params.json)."""
     from cinescar.preprocessing.splits import load_splits
@@ -475,7 +484,7 @@ def train_fold_from_files(
         torch.set_num_threads(int(threads))
     tuned = json.loads(Path(params_path).read_text())["params"] if params_path else None
     return train_fold(load_index(index_path), load_splits(splits_path), int(fold), store_root, cfg, tuned,
-                      out_dir, gradcam_dir)
+                      out_dir, gradcam_dir, run_cfg=run_cfg)
 
 
 def patient_table(preds: pd.DataFrame) -> pd.DataFrame:

@@ -24,8 +24,8 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from cinescar.dl.train import (DEFAULT_SELECTION_METRIC, SELECTION_METRICS, Arrays, check_metric, fit_network,
-                               merged_params)
+from cinescar.config import schema_defaults, schema_section
+from cinescar.dl.train import SELECTION_METRICS, Arrays, check_metric, fit_network, merged_params
 from cinescar.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -88,24 +88,25 @@ def tune(train: Arrays, val: Arrays, dl_cfg: dict, seed: int, log_fn=None,
 
     `dl_cfg` is config section `dl` (network/training defaults, augmentation, tuning). `log_fn(trial_record)`
     is called after each trial (MLflow). `val_groups`: the validation images' patients (for
-    `val_patient_auc`; dropped when `max_val_images` subsamples the validation images).
+    `val_patient_auc`; dropped when `max_val_images` subsamples the validation images). A tuning key left out
+    takes the schema's default (`cinescar.config.schema_section`).
     """
-    tcfg = dl_cfg.get("tuning", {})
-    metric = str(tcfg.get("metric", DEFAULT_SELECTION_METRIC))
+    tcfg = schema_section(dl_cfg, "tuning", defaults=("dl", "tuning"))
+    metric = str(tcfg["metric"])
     try:
         check_metric(metric, "dl.tuning.metric")
     except Exception as exc:
         raise ConfigError(str(exc)) from None
-    max_epochs = int(tcfg.get("max_epochs", 2))
+    max_epochs = int(tcfg["max_epochs"])
     # Inside a trial the Hyperband pruner stops bad trials; the tuned metric also picks the trial's epoch.
-    training = {**dl_cfg.get("training", {}), "max_epochs": max_epochs, "early_stopping_patience": 0,
+    training = {**schema_section(dl_cfg, "training", defaults=("dl", "training")), "max_epochs": max_epochs, "early_stopping_patience": 0,
                 "selection_metric": metric}
     base = merged_params(dl_cfg)
-    train = subsample(train, tcfg.get("max_train_images"), seed)
-    if tcfg.get("max_val_images") is not None and val_groups is not None:
-        val_groups = subsample((val_groups, val_groups, val_groups), tcfg.get("max_val_images"), seed + 1)[0]
-    val = subsample(val, tcfg.get("max_val_images"), seed + 1)
-    space = tcfg.get("search_space", {})
+    train = subsample(train, tcfg["max_train_images"], seed)
+    if tcfg["max_val_images"] is not None and val_groups is not None:
+        val_groups = subsample((val_groups, val_groups, val_groups), tcfg["max_val_images"], seed + 1)[0]
+    val = subsample(val, tcfg["max_val_images"], seed + 1)
+    space = tcfg["search_space"]
 
     def objective(trial: optuna.Trial) -> float:
         params = {**base, **suggest(trial, space)}
@@ -123,7 +124,7 @@ def tune(train: Arrays, val: Arrays, dl_cfg: dict, seed: int, log_fn=None,
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own line per trial replaces Optuna's
     sampler = optuna.samplers.TPESampler(seed=int(seed))
     pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(max_epochs, 1),
-                                            reduction_factor=int(tcfg.get("reduction_factor", 3)))
+                                            reduction_factor=int(tcfg["reduction_factor"]))
     study = optuna.create_study(direction=DIRECTIONS[metric], sampler=sampler, pruner=pruner,
                                 study_name="cinescar-dl")
 
@@ -134,7 +135,7 @@ def tune(train: Arrays, val: Arrays, dl_cfg: dict, seed: int, log_fn=None,
         if log_fn is not None:
             log_fn(record)
 
-    study.optimize(objective, n_trials=int(tcfg.get("n_trials", 3)), callbacks=[after])
+    study.optimize(objective, n_trials=int(tcfg["n_trials"]), callbacks=[after])
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None
                 and not math.isnan(t.value)]
     if not complete:
@@ -181,8 +182,13 @@ def tune_from_files(
     cfg: dict,
     out_path: str | Path,
     threads: int | None = None,
+    *,
+    run_cfg: dict | None = None,
 ) -> dict:
     """The `dl_tune` job: tune on fold `dl.tuning.fold`, write best_params.json, log to MLflow.
+
+    `cfg` holds what tuning reads (section `dl`, `seed`: the rule's params); `run_cfg`, the workflow's whole
+    config (default `cfg`), is read by MLflow only (the parent run to nest under).
 
     With `dl.tuning.enabled: false` the configured values are written as the "chosen" ones (tuned: false),
     so the workflow's shape does not depend on the switch.
@@ -197,24 +203,24 @@ def tune_from_files(
     if threads:
         torch.set_num_threads(int(threads))
     dl_cfg = cfg["dl"]
-    tcfg = dl_cfg.get("tuning", {})
-    seed = int(cfg.get("seed", 0))
-    fold = int(tcfg.get("fold", 0))
+    tcfg = schema_section(dl_cfg, "tuning", defaults=("dl", "tuning"))
+    seed = int(cfg.get("seed", schema_defaults()["seed"]))
+    fold = int(tcfg["fold"])
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    with tracking.start_run(cfg, "dl-tuning", {"stage": "dl", "model": "dl", "fold": fold}) as run:
-        if not tcfg.get("enabled", True):
+    with tracking.start_run(run_cfg or cfg, "dl-tuning", {"stage": "dl", "model": "dl", "fold": fold}) as run:
+        if not tcfg["enabled"]:
             base = merged_params(dl_cfg)
             result = {"params": {k: base[k] for k in TUNABLE if k in base}, "tuned": False, "trials": []}
         else:
             roles = tuning_images(load_index(index_path), load_splits(splits_path), fold)
-            run.log_params({"fold": fold, "seed": seed, "metric": tcfg.get("metric", DEFAULT_SELECTION_METRIC),
-                            "n_trials": tcfg.get("n_trials"), "max_epochs": tcfg.get("max_epochs"),
-                            "search_space": json.dumps(tcfg.get("search_space", {}), sort_keys=True)})
+            run.log_params({"fold": fold, "seed": seed, "metric": tcfg["metric"], "n_trials": tcfg["n_trials"],
+                            "max_epochs": tcfg["max_epochs"],
+                            "search_space": json.dumps(tcfg["search_space"], sort_keys=True)})
 
             def to_mlflow(record: dict) -> None:
                 if record["value"] is not None:
-                    run.log_metrics({f"trial_{tcfg.get('metric', DEFAULT_SELECTION_METRIC)}": record["value"]},
+                    run.log_metrics({f"trial_{tcfg['metric']}": record["value"]},
                                     step=record["number"])
                 run.log_metrics({"trial_pruned": float(record["state"] == "PRUNED"),
                                  "trial_epochs": float(record["epochs"] or 0)}, step=record["number"])

@@ -67,12 +67,9 @@ screened exam does not carry)."""
 
 def _section(cfg: dict, *keys: str) -> dict[str, Any]:
     """A config section with the schema's defaults filled (for a config that was not validated)."""
-    from cinescar.config import schema_defaults
+    from cinescar.config import schema_section
 
-    given: Any = cfg
-    for key in keys:
-        given = (given or {}).get(key)
-    return {**schema_defaults(*keys), **(given or {})}
+    return schema_section(cfg, *keys)
 
 
 def bundle_settings(cfg: dict) -> dict[str, Any]:
@@ -239,11 +236,14 @@ def build_bundle(
     splits: str | Path,
     manifest: str | Path,
     cfg: dict,
+    run_cfg: dict | None = None,
 ) -> Path:
     """Write the bundle folder `out_dir` from a finished study's files; returns the path of bundle.json.
 
     Per-fold inputs are lists over all folds (the workflow's layout); the folds named in `final_models`
-    are picked from them.
+    are picked from them. `cfg` holds the sections the bundle is made from (the rule's params); `run_cfg`,
+    the workflow's whole config (default `cfg`), is only recorded (metadata `config`, `config_hash`, the
+    training cohort's name) as the bundle's provenance.
     """
     import joblib
 
@@ -281,6 +281,7 @@ def build_bundle(
 
     settings = bundle_settings(cfg)
     gradcam = _section(cfg, "dl", "gradcam")
+    provenance = run_cfg or cfg
     models = {
         "radiomics": {**points["radiomics"], "files": rad_files, "k": int(rad.k), "failure_policy": rad.failure_policy,
                       "selected_features": selected["radiomics"]},
@@ -305,9 +306,9 @@ def build_bundle(
         "ood_tolerance": float(settings["ood_tolerance"]),
         "gradcam": {"n_images": int(settings["gradcam_images"]), "layer": str(gradcam["layer"]),
                     "alpha": float(gradcam["alpha"])},
-        "training_cohort": {"name": cfg.get("cohort", {}).get("name"), "manifest_sha256": sha256_file(manifest)},
-        "config": _public(cfg),  # the bundle is shipped: no credentials, no absolute paths
-        "config_hash": config_hash(cfg),
+        "training_cohort": {"name": provenance.get("cohort", {}).get("name"), "manifest_sha256": sha256_file(manifest)},
+        "config": _public(provenance),  # the bundle is shipped: no credentials, no absolute paths
+        "config_hash": config_hash(provenance),
         "versions": package_versions(),
     }
     (tmp / METADATA_JSON).write_text(json.dumps(metadata, indent=1, default=str))
