@@ -97,3 +97,15 @@ def test_each_external_cohort_is_scored_on_its_own(multi):
     t2 = pd.read_csv(files["table2"])
     assert {"All external cohorts", "External cohort Oslo", "External cohort Rome"} == set(t2["section"])
     assert "external cohort Rome" in html and "External cohorts, each reported on its own: Oslo, Rome" in html
+
+
+def test_the_bundle_lists_each_external_cohort(tmp_path):
+    from cinescar.screening.bundle import external_cohorts
+
+    _multi_external(tmp_path)
+    man = pd.read_csv(tmp_path / "manifest.csv").drop_duplicates("patient_id")
+    listed = external_cohorts(tmp_path / "manifest.csv")
+    assert [c["name"] for c in listed] == ["Oslo", "Rome"]
+    for c in listed:
+        rows = man[man["cohort"] == f"external:{c['name']}"]
+        assert c["n_patients"] == len(rows) == 10 and c["n_pos"] == int(rows["lge"].sum())

@@ -140,6 +140,11 @@ def test_bundle_holds_every_part_hashed(study, bundle_dir, bundle):
         assert info["validation_sensitivity"] == pytest.approx(final[model]["validation"]["sensitivity"])
     assert (bundle_dir / "radiomics_params.yaml").read_bytes() == Path(study.cfg["radiomics"]["params"]).read_bytes()
     assert meta["training_cohort"]["manifest_sha256"] == sha256_file(study.cohort / "manifest.csv")
+    # the external cohorts it was tested on, with counts from the manifest (issue 12, item 9)
+    man = pd.read_csv(study.cohort / "manifest.csv")
+    ext = man[man["cohort"].str.startswith("external")]
+    assert meta["external_cohorts"] == [{"name": "external", "n_patients": len(ext), "n_pos": int(ext["lge"].sum())}]
+    assert bundle.describe()["external_cohorts"] == meta["external_cohorts"]
     assert {"scikit-learn", "torch", "numpy", "cinescar"} <= set(meta["versions"])
     # the config as shipped is public: paths relative to the run directory (issue 15), never absolute
     assert meta["config"]["radiomics"]["params"] == "radiomics_params.yaml"

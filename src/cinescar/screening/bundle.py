@@ -192,6 +192,21 @@ def training_ranges(index_path: str | Path, splits_path: str | Path, folds: list
     }
 
 
+def external_cohorts(manifest: str | Path) -> list[dict[str, Any]]:
+    """The external cohorts the study scored (issue 12: a bundle says where it was tested), with n and LGE+ each.
+
+    Names come from the manifest's `cohort` values (`external` or `external:<name>`); counts only, no patient."""
+    import pandas as pd
+
+    from cinescar.cohort.contract import external_name
+
+    man = pd.read_csv(manifest, dtype={"patient_id": str}).drop_duplicates("patient_id")
+    names = man["cohort"].map(external_name)
+    ext = man[names.notna()].assign(name=names[names.notna()])
+    return [{"name": str(name), "n_patients": int(len(g)), "n_pos": int(pd.to_numeric(g["lge"]).sum())}
+            for name, g in sorted(ext.groupby("name"), key=lambda kv: str(kv[0]))]
+
+
 def _copy_cnn(ckpt: Path, hparams: Path, dest: Path, fold: int) -> dict[str, str]:
     """Copy one fold's CNN; check that it loads as plain weights (weights_only) into its network first."""
     from cinescar.dl.inference import load_model
@@ -307,6 +322,7 @@ def build_bundle(
         "gradcam": {"n_images": int(settings["gradcam_images"]), "layer": str(gradcam["layer"]),
                     "alpha": float(gradcam["alpha"])},
         "training_cohort": {"name": provenance.get("cohort", {}).get("name"), "manifest_sha256": sha256_file(manifest)},
+        "external_cohorts": external_cohorts(manifest),  # scored on its own each; the report has their numbers
         "config": _public(provenance),  # the bundle is shipped: no credentials, no absolute paths
         "config_hash": config_hash(provenance),
         "versions": package_versions(),
@@ -460,7 +476,8 @@ class Bundle:
         """What a screening result says about the bundle that produced it."""
         return {"path": str(self.root), "format": self.listing["format"], "sha256": self.digest,
                 "created_utc": self.listing.get("created_utc"), "cinescar_version": self.meta.get("cinescar_version"),
-                "training_cohort": self.meta.get("training_cohort", {})}
+                "training_cohort": self.meta.get("training_cohort", {}),
+                "external_cohorts": self.meta.get("external_cohorts", [])}
 
 
 def _load_pickle(data: bytes, name: str) -> Any:
