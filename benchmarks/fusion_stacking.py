@@ -188,7 +188,7 @@ def fit_variant(radiomics: pd.DataFrame, dl: pd.DataFrame, index: pd.DataFrame, 
     selected = [r["feature"] for r in res.scores["selected"][str(k)]]
     dl_ranks = [i + 1 for i, n in enumerate(selected) if n.startswith("dl_")]
     return {**evaluate(res.predictions_by_config), "cpu_s": cpu, "dl_selected": len(dl_ranks),
-            "dl_ranks": dl_ranks}
+            "dl_ranks": dl_ranks, "selected": selected}
 
 
 def probability_table(values: pd.Series) -> pd.DataFrame:
@@ -267,6 +267,7 @@ def main(argv: list[str] | None = None) -> None:
         pooled["paper256_refit"].append(r["patients"])
 
         r = fit_variant(radiomics, probability_table(cnn), index, splits, fold, settings)
+        paper_selected = r["selected"]
         row |= {f"paper_prob_{m}": r[m] for m in ("image_auc", "patient_auc", "cpu_s", "dl_selected")}
         pooled["paper_prob"].append(r["patients"])
         row["paper_prob_dl_rank"] = r["dl_ranks"][0] if r["dl_ranks"] else None
@@ -283,6 +284,10 @@ def main(argv: list[str] | None = None) -> None:
         row |= {f"inner_oof_prob_{m}": r[m] for m in ("image_auc", "patient_auc", "dl_selected")}
         pooled["inner_oof_prob"].append(r["patients"])
         row["inner_oof_prob_dl_rank"] = r["dl_ranks"][0] if r["dl_ranks"] else None
+        # same radiomics features selected (in any order) by both probability variants: a difference between them
+        # then comes from the DL column and the classifier's randomness over column order, not from selection
+        row["prob_variants_shared_radiomics"] = len({n for n in paper_selected if n != PROB_COLUMN}
+                                                    & {n for n in r["selected"] if n != PROB_COLUMN})
         row["inner_oof_prob_cpu_s"] = info["cpu_s"] + r["cpu_s"]
         row["inner_cnn_wall_s"] = info["wall_s"]
         row["inner_cache"] = info.get("reused_cache", "")
@@ -350,6 +355,8 @@ def main(argv: list[str] | None = None) -> None:
     print("\nDL column selected among k (rank): paper-prob",
           [f"fold {r['fold']}: {r['paper_prob_dl_rank']}" for r in rows], "; inner-oof-prob",
           [f"fold {r['fold']}: {r['inner_oof_prob_dl_rank']}" for r in rows])
+    print(f"radiomics features shared by the two probability variants' k={k} selections:",
+          [f"fold {r['fold']}: {r['prob_variants_shared_radiomics']}" for r in rows])
     print("DL probability's image AUC on T: CNN f (its own training images)",
           [round(x, 3) for x in table["cnn_f_on_T_image_auc"]], "; out of fold",
           [round(x, 3) for x in table["oof_on_T_image_auc"]])
