@@ -199,3 +199,44 @@ def test_extraction_chunks_from_the_validation_report(tmp_path):
     assert extraction_chunks(manifest, report, 32) == {"centre-a": 1, "rome-it": 1}
     with pytest.raises(CinescarError, match="extract_chunk_images"):
         extraction_chunks(manifest, report, 0)
+
+
+_EXTRACT_IN_A_FRESH_PROCESS = """
+import sys, numpy as np
+from cinescar.radiomics.extract import extract_images
+data = np.load(sys.argv[1])
+r = extract_images(data["images"], data["masks"], ["R_ED_00", "R_ED_01"], sys.argv[2])
+np.save(sys.argv[3], r.features.drop(columns="image_id").to_numpy(float))
+"""
+
+
+def test_features_are_identical_from_one_process_to_the_next(tmp_path):
+    """ITK splits a filter's work over threads depending on the machine; the same slice gave features up to
+    2.4e-7 apart between two jobs before extraction pinned ITK to one thread. Two fresh processes, while a
+    third keeps the other core busy, must give the same bytes."""
+    import subprocess
+    import sys
+
+    import SimpleITK as sitk
+
+    from cinescar.radiomics.extract import make_extractor
+
+    make_extractor(PARAMS)
+    assert sitk.ProcessObject_GetGlobalDefaultNumberOfThreads() == 1
+    yy, xx = np.mgrid[:128, :128]
+    r = np.hypot(yy - 64, xx - 64)
+    rng = np.random.default_rng(3)
+    images = np.clip(0.3 + 0.1 * rng.standard_normal((2, 128, 128)) + 0.3 * (r < 20), 0, 1).astype(np.float32)
+    masks = np.repeat(((r >= 20) & (r < 30))[None].astype(np.uint8), 2, axis=0)
+    np.savez(tmp_path / "slices.npz", images=images, masks=masks)
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        outs = []
+        for k in range(2):
+            out = tmp_path / f"features{k}.npy"
+            subprocess.run([sys.executable, "-c", _EXTRACT_IN_A_FRESH_PROCESS, str(tmp_path / "slices.npz"),
+                            str(PARAMS), str(out)], check=True, timeout=300)
+            outs.append(np.load(out))
+    finally:
+        busy.kill()
+    assert outs[0].tobytes() == outs[1].tobytes()

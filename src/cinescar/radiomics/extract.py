@@ -61,6 +61,12 @@ def make_extractor(params_path: str | Path):
     # failures are reported by `extract_images` instead, once per image, so keep its logger quiet.
     logging.getLogger("radiomics").setLevel(logging.CRITICAL)
     logging.getLogger("pykwalify").setLevel(logging.WARNING)  # "validation.valid" on every extractor
+    # ITK's filters (pyradiomics' wavelet, LoG, resampling) split an image over threads and the split depends
+    # on the machine's load, so the same slice gave features up to 2.4e-7 apart from one process to the next
+    # (measured on the default run's images). One ITK thread makes them identical; the parallelism is the
+    # extraction jobs and their processes (`radiomics.extract_threads`), never ITK's. This process-wide
+    # setting is ITK's only way to say it.
+    sitk.ProcessObject_SetGlobalDefaultNumberOfThreads(1)
     path = Path(params_path)
     if not path.is_file():
         raise CinescarError(f"pyradiomics parameter file not found: {path}")
