@@ -113,7 +113,7 @@ def fold_cnn_probabilities(run: Path, fold: int) -> pd.Series:
 
     net = load_model(run / f"results/dl/fold{fold}/model.ckpt")
     feats = pd.read_parquet(run / f"results/dl/fold{fold}/features.parquet")
-    x = torch.as_tensor(feats.drop(columns="image_id").to_numpy(np.float32))
+    x = torch.from_numpy(feats.drop(columns="image_id").to_numpy(np.float32, copy=True))
     with torch.inference_mode():
         prob = torch.sigmoid(net.head.out(x).squeeze(1)).numpy()
     return pd.Series(prob.astype(np.float64), index=feats["image_id"].astype(str).to_numpy())
