@@ -81,8 +81,9 @@ def test_training_lowers_the_loss_on_a_separable_set():
     params = {"base_width": 2, "dropout": 0.0, "learning_rate": 3e-3}
     pl.seed_everything(0, verbose=False)
     initial = build_network(params)  # the same initial weights fit_network draws with seed 0
-    result = fit_network(train, blobs(8, seed=2), params, {"max_epochs": 6, "batch_size": 8},
-                         {"enabled": False}, seed=0)
+    # patience 0: all six epochs run (a left-out key would take the schema's patience, 3)
+    result = fit_network(train, blobs(8, seed=2), params,
+                         {"max_epochs": 6, "batch_size": 8, "early_stopping_patience": 0}, {"enabled": False}, seed=0)
     x = three_channels(train[0], train[1])
 
     def bce(net):
