@@ -77,7 +77,8 @@ def test_numeric_threads_come_from_the_config():
     for script in ("dl_train", "dl_tune", "fusion_fold"):
         text = (REPO / "workflow" / "scripts" / f"{script}.py").read_text(encoding="utf-8")
         assert "threads=snakemake.threads" not in text
-        assert 'snakemake.config["' in text and '"]["threads"]' in text, script
+        # from the config: the whole config or the rule's params (its config sections), never the granted cores
+        assert ('snakemake.config["' in text or "cfg = snakemake.params.cfg" in text) and '"]["threads"]' in text, script
 
 
 def test_extraction_runs_in_chunks_of_images_laid_out_from_the_validation_report(tmp_path):
