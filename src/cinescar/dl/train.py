@@ -198,7 +198,7 @@ def fit_network(
     `val_groups`: patient of each validation image (enables the patient-level AUC `val_patient_auc`).
     A training key left out takes the schema's default (`cinescar.config.schema_section`).
     """
-    training = {**schema_defaults("dl", "training"), **training}
+    training = schema_section(training, defaults=("dl", "training"))
     metric = check_metric(str(training["selection_metric"]))
     if metric == "val_patient_auc" and val_groups is None:
         raise CinescarError("selection metric val_patient_auc needs the validation images' patients")

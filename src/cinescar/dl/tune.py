@@ -99,7 +99,8 @@ def tune(train: Arrays, val: Arrays, dl_cfg: dict, seed: int, log_fn=None,
         raise ConfigError(str(exc)) from None
     max_epochs = int(tcfg["max_epochs"])
     # Inside a trial the Hyperband pruner stops bad trials; the tuned metric also picks the trial's epoch.
-    training = {**schema_section(dl_cfg, "training", defaults=("dl", "training")), "max_epochs": max_epochs, "early_stopping_patience": 0,
+    # (fit_network fills the training keys the config leaves out from the schema)
+    training = {**dl_cfg.get("training", {}), "max_epochs": max_epochs, "early_stopping_patience": 0,
                 "selection_metric": metric}
     base = merged_params(dl_cfg)
     train = subsample(train, tcfg["max_train_images"], seed)
