@@ -195,16 +195,17 @@ def training_ranges(index_path: str | Path, splits_path: str | Path, folds: list
 def external_cohorts(manifest: str | Path) -> list[dict[str, Any]]:
     """The external cohorts the study scored (issue 12: a bundle says where it was tested), with n and LGE+ each.
 
-    Names come from the manifest's `cohort` values (`external` or `external:<name>`); counts only, no patient."""
+    Names as the evaluation reports them (`evidence.external_names`: `external` or `external:<name>`); counts
+    only, no patient."""
     import pandas as pd
 
-    from cinescar.cohort.contract import external_name
+    from cinescar.evaluation.evidence import external_names
 
-    man = pd.read_csv(manifest, dtype={"patient_id": str}).drop_duplicates("patient_id")
-    names = man["cohort"].map(external_name)
-    ext = man[names.notna()].assign(name=names[names.notna()])
-    return [{"name": str(name), "n_patients": int(len(g)), "n_pos": int(pd.to_numeric(g["lge"]).sum())}
-            for name, g in sorted(ext.groupby("name"), key=lambda kv: str(kv[0]))]
+    man = pd.read_csv(manifest, dtype={"patient_id": str}).drop_duplicates("patient_id").set_index("patient_id")
+    names = pd.Series(external_names(man.reset_index(), None), dtype=object)
+    lge = pd.to_numeric(man.loc[names.index, "lge"])
+    return [{"name": str(name), "n_patients": int(len(g)), "n_pos": int(g.sum())}
+            for name, g in lge.groupby(names.to_numpy(), sort=True)]
 
 
 def _copy_cnn(ckpt: Path, hparams: Path, dest: Path, fold: int) -> dict[str, str]:
