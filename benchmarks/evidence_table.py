@@ -24,19 +24,9 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from cinescar.evaluation.html_parts import _fmt_p as _p  # noqa: E402  (the report's p format)
+from cinescar.evaluation.tables import format_interval as _ci  # noqa: E402  (the report's interval format)
 from cinescar.models import MODEL_LABELS  # noqa: E402
-
-
-def _ci(value: float, low: float, high: float, digits: int = 2) -> str:
-    if pd.isna(value):
-        return "–"
-    if pd.isna(low) or pd.isna(high):
-        return f"{value:.{digits}f}"
-    return f"{value:.{digits}f} ({low:.{digits}f}–{high:.{digits}f})"
-
-
-def _p(p: float) -> str:
-    return "–" if pd.isna(p) else ("<0.001" if p < 0.001 else f"{p:.3f}")
 
 
 def table(evaluation: Path, cohort: str) -> pd.DataFrame:
