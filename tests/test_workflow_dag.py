@@ -99,6 +99,7 @@ def test_extraction_runs_in_chunks_of_images_laid_out_from_the_validation_report
     assert chunks == ["centre-a/0-of-4", "centre-a/1-of-4", "centre-a/2-of-4", "centre-a/3-of-4", "rome/0-of-1"]
 
 
-def test_paper_cpu_config_builds_the_dag(tmp_path):
-    out = _dry_run(tmp_path, "--cores", "2", "--configfile", str(REPO / "config" / "paper-cpu.yaml"))
+@pytest.mark.parametrize("configfile", ["paper-cpu.yaml", "small.yaml"])
+def test_shipped_size_configs_build_the_dag(tmp_path, configfile):
+    out = _dry_run(tmp_path, "--cores", "2", "--configfile", str(REPO / "config" / configfile))
     assert "synth_cohort" in out and "validate_cohort" in out
