@@ -74,7 +74,8 @@ def child(args: argparse.Namespace) -> None:
     images, masks, rows = preprocess_exam(exam.patient_id, exam.files, bundle.preprocess_settings)
     full = restricted_extractor(bundle.radiomics_params, None)
     t = time.perf_counter()
-    radiomics_features(full, images, masks, rows["image_id"].tolist(), list(bundle.radiomics.feature_names))
+    every = list(dict.fromkeys(n for m in bundle.radiomics.values() for n in m.feature_names))  # one per fold
+    radiomics_features(full, images, masks, rows["image_id"].tolist(), every)
     t_full = time.perf_counter() - t
     print(json.dumps({"imports": t_import, "radiomics_all_features": t_full, "startup": t_start, "runs": runs, "n_images": len(result["images"]),
                       "gradcam_first": t_gc_first, "gradcam_first_part": gc["timing_s"]["gradcam"],
