@@ -69,13 +69,12 @@ def child(args: argparse.Namespace) -> None:
     # the worst case: every feature of the parameter file (as under failure_policy: exclude)
     from cinescar.preprocessing.store import preprocess_exam
     from cinescar.radiomics.restricted import restricted_extractor
-    from cinescar.screening.screen import radiomics_features
+    from cinescar.screening.screen import model_feature_names, radiomics_features
 
     images, masks, rows = preprocess_exam(exam.patient_id, exam.files, bundle.preprocess_settings)
     full = restricted_extractor(bundle.radiomics_params, None)
     t = time.perf_counter()
-    every = list(dict.fromkeys(n for m in bundle.radiomics.values() for n in m.feature_names))  # one per fold
-    radiomics_features(full, images, masks, rows["image_id"].tolist(), every)
+    radiomics_features(full, images, masks, rows["image_id"].tolist(), model_feature_names(bundle))
     t_full = time.perf_counter() - t
     print(json.dumps({"imports": t_import, "radiomics_all_features": t_full, "startup": t_start, "runs": runs, "n_images": len(result["images"]),
                       "gradcam_first": t_gc_first, "gradcam_first_part": gc["timing_s"]["gradcam"],

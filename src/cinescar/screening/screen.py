@@ -138,6 +138,16 @@ def check(exam: Exam, volumes: dict | None = None, target_spacing_mm: float = 1.
 # ----------------------------------------------------------------------------------------------- radiomics
 
 
+def model_feature_names(bundle: Bundle) -> list[str]:
+    """The radiomics columns the bundle's fold models read (Radiomics and DL-Radiomics, DL columns left out), in
+    first-seen order: the table every exam's features are laid out in."""
+    from cinescar.fusion.model import DL_COLUMN
+
+    return list(dict.fromkeys([*(n for m in bundle.radiomics.values() for n in m.feature_names),
+                               *(n for m in bundle.fusion.values() for n in m.feature_names
+                                 if not DL_COLUMN.match(n))]))
+
+
 def radiomics_features(extractor, images: np.ndarray, masks: np.ndarray, image_ids: list[str],
                        feature_names: list[str]) -> tuple[pd.DataFrame, list[str]]:  # fmt: skip
     """Features of each image in the models' column order (NaN where not computed or failed); failures."""
@@ -264,12 +274,8 @@ def screen_exam(bundle: Bundle, exam: Exam, gradcam_dir: str | Path | None = Non
     image_ids = rows["image_id"].astype(str).tolist()
 
     t = time.perf_counter()
-    from cinescar.fusion.model import DL_COLUMN
-
-    feature_names = list(dict.fromkeys([*(n for m in bundle.radiomics.values() for n in m.feature_names),
-                                        *(n for m in bundle.fusion.values() for n in m.feature_names
-                                          if not DL_COLUMN.match(n))]))
-    rad_features, failures = radiomics_features(bundle.extractor(), images, masks, image_ids, feature_names)
+    rad_features, failures = radiomics_features(bundle.extractor(), images, masks, image_ids,
+                                                model_feature_names(bundle))
     policy = ("left out of the Radiomics and DL-Radiomics models (failure_policy: exclude)"
               if bundle.radiomics_features_needed() is None else "features imputed with the training medians")
     warnings_out += [f"{f}; {policy}, as in the workflow" for f in failures]
