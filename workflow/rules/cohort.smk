@@ -48,6 +48,7 @@ rule preprocess_center:
         images=f"{PREPROCESS}/centers/{{center}}/images.npy",
         masks=f"{PREPROCESS}/centers/{{center}}/masks.npy",
         index=f"{PREPROCESS}/centers/{{center}}/index.parquet",
+    priority: CNN_PATH_PRIORITY
     log:
         "logs/preprocess/{center}.log",
     benchmark:
@@ -67,6 +68,7 @@ rule preprocess_gather:
         preprocessed_centers,
     output:
         index=f"{PREPROCESS}/index.parquet",
+    priority: CNN_PATH_PRIORITY
     log:
         "logs/preprocess/gather.log",
     conda:
@@ -82,6 +84,7 @@ rule split_patients:
         validation=ancient("results/validation/report.json"),
     output:
         splits="results/splits/splits.json",
+    priority: CNN_PATH_PRIORITY
     log:
         "logs/splits/split.log",
     conda:

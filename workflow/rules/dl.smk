@@ -1,12 +1,6 @@
 # Deep-learning model (docs/dl.md): tune once on a development fold, train one job per fold, gather.
 # Every job reads the preprocessed store directly (index + per-centre arrays); only the tuning fold's
 # train/val images reach the tuner, only each fold's train images reach its weights.
-#
-# `priority: DL_PRIORITY`: the CNN path (tune -> 5 folds, ~40 % of the CPU) needs only the preprocessed store,
-# so it runs first while radiomics extraction (many short chunk jobs) fills the other core and the gaps; without
-# it Snakemake ran every extraction chunk first and the last DL fold trained alone on one core (paper-cpu size:
-# ~7 of 52 minutes with one core idle, docs/performance.md section 4). Scheduling only: no number changes.
-DL_PRIORITY = 10
 
 
 rule dl_tune:
@@ -24,7 +18,7 @@ rule dl_tune:
     conda:
         f"{ENVS}/dl.yaml"
     threads: config["dl"]["threads"]
-    priority: DL_PRIORITY
+    priority: CNN_PATH_PRIORITY
     resources:
         mem_mb=config["dl"]["mem_mb"],
         gpu=config["dl"]["gpus"],
@@ -55,7 +49,7 @@ rule dl_train:
     conda:
         f"{ENVS}/dl.yaml"
     threads: config["dl"]["threads"]
-    priority: DL_PRIORITY
+    priority: CNN_PATH_PRIORITY
     resources:
         mem_mb=config["dl"]["mem_mb"],
         gpu=config["dl"]["gpus"],
