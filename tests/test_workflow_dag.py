@@ -109,15 +109,16 @@ def test_the_cnn_path_runs_before_radiomics_extraction():
     """Every rule between the validated cohort and the DL folds carries CNN_PATH_PRIORITY (workflow/rules/
     common.smk), and nothing else outranks it: without it Snakemake ran all extraction chunks first and the DL
     folds last, one core idle (paper-cpu size). A rule's priority does not pass to the rules it depends on, so
-    dropping it from one upstream rule (as a first version did with preprocessing and the splits) undoes it."""
+    dropping it from one upstream rule undoes it (a first version left out preprocessing and the splits, the
+    second the tracking set-up: DL tuning then waited behind the extraction chunks each time)."""
     text = "\n".join(p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk"))
     names = re.findall(r"^\s*(?:rule|checkpoint) (\w+):", text, flags=re.M)
     blocks = dict(zip(names, re.split(r"^\s*(?:rule|checkpoint) \w+:", text, flags=re.M)[1:]))
-    cnn_path = {"preprocess_center", "preprocess_gather", "split_patients", "dl_tune", "dl_train"}
+    cnn_path = {"preprocess_center", "preprocess_gather", "split_patients", "mlflow_init", "dl_tune", "dl_train"}
     for name in cnn_path:
         assert "priority: CNN_PATH_PRIORITY" in blocks[name], f"rule {name} has no priority: CNN_PATH_PRIORITY"
     for name in set(blocks) - cnn_path:
         assert "priority:" not in blocks[name], f"rule {name} has a priority of its own"
-    # the inputs of the DL folds are exactly the outputs of that path (and the tracking set-up, made first)
+    # the inputs of the DL folds are exactly the outputs of that path
     assert re.findall(r"^\s+(\w+)=", blocks["dl_train"].split("output:")[0], flags=re.M) == [
         "index", "splits", "arrays", "params", "mlflow"]

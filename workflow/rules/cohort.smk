@@ -103,6 +103,7 @@ rule mlflow_init:
         ancient("results/validation/report.json"),
     output:
         MLFLOW_STATE,
+    priority: CNN_PATH_PRIORITY
     log:
         "logs/mlflow/init.log",
     conda:
