@@ -62,7 +62,8 @@ def cpu_per_image(extractor, images, masks, repeats: int) -> tuple[float, list[d
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--run-dir", default=".", help="a finished run (holds results/)")
-    ap.add_argument("--params", default=None, help="pyradiomics parameter file (default: the run's config/radiomics.yaml)")
+    ap.add_argument("--params", default=None,
+                    help="pyradiomics parameter file (default: this checkout's config/radiomics.yaml)")
     ap.add_argument("--images", type=int, default=30, help="images timed (spread over the run's image index)")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
