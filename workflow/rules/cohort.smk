@@ -48,11 +48,11 @@ rule preprocess_center:
         images=f"{PREPROCESS}/centers/{{center}}/images.npy",
         masks=f"{PREPROCESS}/centers/{{center}}/masks.npy",
         index=f"{PREPROCESS}/centers/{{center}}/index.parquet",
-    priority: CNN_PATH_PRIORITY
     log:
         "logs/preprocess/{center}.log",
     benchmark:
         "results/benchmarks/preprocess/{center}.tsv"
+    priority: CNN_PATH_PRIORITY
     conda:
         f"{ENVS}/cohort.yaml"
     resources:
@@ -68,9 +68,9 @@ rule preprocess_gather:
         preprocessed_centers,
     output:
         index=f"{PREPROCESS}/index.parquet",
-    priority: CNN_PATH_PRIORITY
     log:
         "logs/preprocess/gather.log",
+    priority: CNN_PATH_PRIORITY
     conda:
         f"{ENVS}/cohort.yaml"
     script:
@@ -84,9 +84,9 @@ rule split_patients:
         validation=ancient("results/validation/report.json"),
     output:
         splits="results/splits/splits.json",
-    priority: CNN_PATH_PRIORITY
     log:
         "logs/splits/split.log",
+    priority: CNN_PATH_PRIORITY
     conda:
         f"{ENVS}/cohort.yaml"
     params:
@@ -103,9 +103,9 @@ rule mlflow_init:
         ancient("results/validation/report.json"),
     output:
         MLFLOW_STATE,
-    priority: CNN_PATH_PRIORITY
     log:
         "logs/mlflow/init.log",
+    priority: CNN_PATH_PRIORITY
     conda:
         f"{ENVS}/cohort.yaml"
     params:

@@ -15,10 +15,10 @@ rule dl_tune:
         "logs/dl/tune.log",
     benchmark:
         "results/benchmarks/dl/tune.tsv"
+    priority: CNN_PATH_PRIORITY
     conda:
         f"{ENVS}/dl.yaml"
     threads: config["dl"]["threads"]
-    priority: CNN_PATH_PRIORITY
     resources:
         mem_mb=config["dl"]["mem_mb"],
         gpu=config["dl"]["gpus"],
@@ -46,10 +46,10 @@ rule dl_train:
         "logs/dl/train_fold{fold}.log",
     benchmark:
         "results/benchmarks/dl/train_fold{fold}.tsv"
+    priority: CNN_PATH_PRIORITY
     conda:
         f"{ENVS}/dl.yaml"
     threads: config["dl"]["threads"]
-    priority: CNN_PATH_PRIORITY
     resources:
         mem_mb=config["dl"]["mem_mb"],
         gpu=config["dl"]["gpus"],
