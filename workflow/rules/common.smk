@@ -24,8 +24,8 @@ MLFLOW_STATE = "results/mlflow/tracking.json"
 MLFLOW_READY = ancient(MLFLOW_STATE)
 PREPROCESS = "results/preprocess"
 # Scheduling only (no number changes): the CNN path -- preprocessing of every centre, the splits, the tracking
-# set-up, DL tuning, the five DL folds (~40 % of the run's CPU) -- does not wait for radiomics extraction, so its rules run first and
-# the many short extraction chunks fill the other core and the gaps. Without it Snakemake ran every extraction
+# set-up, DL tuning, the five DL folds (~40 % of the run's CPU) -- does not wait for radiomics extraction, so
+# its rules run first and the many short extraction chunks fill the other core and the gaps. Without it Snakemake ran every extraction
 # chunk first and the DL folds in three rounds at the end, the last alone on one core (paper-cpu size: DL
 # tuning started at 26 of 52 minutes, docs/performance.md section 4). A rule's priority does not pass to the
 # rules it depends on, so every rule on that path carries it.
