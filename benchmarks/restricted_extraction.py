@@ -19,9 +19,7 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,12 +27,14 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 from cinescar.fusion.model import DL_COLUMN  # noqa: E402
 from cinescar.preprocessing.splits import fold_images  # noqa: E402
 from cinescar.preprocessing.store import load_arrays, load_index  # noqa: E402
 from cinescar.radiomics.extract import extract_image, make_extractor  # noqa: E402
 from cinescar.radiomics.restricted import restricted_extractor  # noqa: E402
+from radiomics_extraction import per_image_seconds  # noqa: E402  (the sibling benchmark's timing loop)
 
 
 def selected_union(results: Path) -> list[str]:
@@ -46,17 +46,6 @@ def selected_union(results: Path) -> list[str]:
         for rows in json.loads(path.read_text())["selected"].values():
             names += [r["feature"] for r in rows if not DL_COLUMN.match(r["feature"])]
     return list(dict.fromkeys(names))
-
-
-def cpu_per_image(extractor, images, masks, repeats: int) -> tuple[float, list[dict]]:
-    runs, values = [], []
-    for _ in range(repeats):
-        values = []
-        t0 = time.process_time()
-        for img, msk in zip(images, masks):
-            values.append(extract_image(extractor, img, msk))
-        runs.append((time.process_time() - t0) / len(images))
-    return statistics.median(runs), values
 
 
 def main() -> None:
@@ -91,8 +80,10 @@ def main() -> None:
     restricted = restricted_extractor(params, union)
     extract_image(full_ext, images[0], masks[0])  # warm-up: imports and first-call costs
     extract_image(restricted, images[0], masks[0])
-    t_full, v_full = cpu_per_image(full_ext, images, masks, args.repeats)
-    t_res, v_res = cpu_per_image(restricted, images, masks, args.repeats)
+    t_full = per_image_seconds(full_ext, images, masks, args.repeats)
+    t_res = per_image_seconds(restricted, images, masks, args.repeats)
+    v_full = [extract_image(full_ext, i, m) for i, m in zip(images, masks)]
+    v_res = [extract_image(restricted, i, m) for i, m in zip(images, masks)]
     n_all = len(v_full[0])
     missing = [n for n in union if n not in v_res[0]]
     mismatch = sum(not np.array_equal(np.float64(a[n]), np.float64(b[n]), equal_nan=True)
