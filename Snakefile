@@ -14,6 +14,7 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/cohort.smk"
+include: "workflow/rules/segmentation.smk"
 include: "workflow/rules/radiomics.smk"
 include: "workflow/rules/dl.smk"
 include: "workflow/rules/fusion.smk"
@@ -27,3 +28,8 @@ rule all:
     input:
         "results/report/report.html",
         "results/bundle/bundle.json",
+        *(
+            ["results/segmentation/overlap.csv"]
+            if config["segmentation"]["enabled"]
+            else []
+        ),

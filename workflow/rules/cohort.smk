@@ -40,6 +40,7 @@ checkpoint validate_cohort:
 
 rule preprocess_center:
     input:
+        unpack(predicted_masks_of),
         manifest=MANIFEST,
         # ancient: a rerun of validation (an image of another centre changed) does not rerun this centre
         validation=ancient("results/validation/report.json"),
@@ -59,6 +60,7 @@ rule preprocess_center:
         mem_mb=4000,
     params:
         cfg=cfg_sections("preprocessing"),
+        masks_policy=MASKS_POLICY,
     script:
         "../scripts/preprocess_center.py"
 

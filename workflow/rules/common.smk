@@ -2,6 +2,7 @@
 import json
 from pathlib import Path
 
+from cinescar.cohort.contract import slugify
 from cinescar.config import validate_config
 from cinescar.errors import CinescarError
 
@@ -82,6 +83,35 @@ def center_files(wildcards):
 
     _manifest_ready()
     return manifest_files(COHORT, wildcards.center)
+
+
+# segmentation.masks (issue 22): which masks the scar models use; without the segmenter, every mask is manual
+MASKS_POLICY = (
+    config["segmentation"]["masks"] if config["segmentation"]["enabled"] else "manual"
+)
+
+
+def predicted_masks_of(wildcards):
+    """{"predicted": the centre's segmentation table} when a stack of this centre uses a predicted mask, else {}:
+    preprocessing then waits for the segmenter only where it needs it (with every mask manual, the CNN path
+    does not wait for segmentation training)."""
+    from cinescar.cohort.contract import PHASES, has_path, mask_source, read_manifest
+
+    if MASKS_POLICY == "manual":
+        return {}
+    _manifest_ready()
+    table = read_manifest(COHORT)
+    rows = table[table["center"].astype(str).map(slugify) == wildcards.center]
+    needs = any(
+        mask_source(MASKS_POLICY, has_path(r[m])) == "predicted"
+        for _, r in rows.iterrows()
+        for _, m in PHASES.values()
+    )
+    return (
+        {"predicted": f"results/segmentation/centers/{wildcards.center}.parquet"}
+        if needs
+        else {}
+    )
 
 
 RADIOMICS = "results/radiomics"

@@ -24,6 +24,11 @@ MANIFEST = "manifest.csv"
 REQUIRED_COLUMNS = ["patient_id", "center", "vendor", "cohort", "lge"]
 PHASES = {"ED": ("ed_image", "ed_mask"), "ES": ("es_image", "es_mask")}
 FILE_COLUMNS = [c for pair in PHASES.values() for c in pair]
+IMAGE_COLUMNS = [img for img, _ in PHASES.values()]
+MASK_COLUMNS = [mask for _, mask in PHASES.values()]
+"""Masks are optional (issue 22): an empty cell, or no mask column at all, means "segment it" -- the study's
+segmenter predicts it (`segmentation.masks`, `mask_source`)."""
+MASK_POLICIES = ("auto", "manual", "predicted")
 CLINICAL_NUMERIC = ["age", "height", "weight", "BMI", "LVEDV", "LVESV", "SV", "LVEF", "CO", "LVM", "MWT"]
 CLINICAL_CATEGORICAL = ["sex"]
 COHORTS = ("internal", "external")
@@ -95,7 +100,30 @@ def read_manifest(cohort_dir: str | Path) -> pd.DataFrame:
         raise CohortError(f"manifest is not a readable CSV ({exc})", path=path) from None
     if df.empty:
         raise CohortError("manifest has a header but no patient rows", path=path)
+    for col in MASK_COLUMNS:  # optional columns: absent = every mask to be predicted
+        if col not in df.columns:
+            df[col] = pd.Series([None] * len(df), dtype=object)
     return df
+
+
+def has_path(value: object) -> bool:
+    """Whether a manifest cell names a file (not empty, not NA)."""
+    return value is not None and not pd.isna(value) and str(value).strip() != ""
+
+
+def mask_source(policy: str, manual_present: bool) -> str:
+    """'manual' or 'predicted': which mask of one stack the scar models use under `segmentation.masks`.
+
+    auto: the manual mask where the manifest has one, else the predicted one; manual: always the manual one
+    (validation refuses an empty mask cell); predicted: always the segmenter's.
+    """
+    if policy not in MASK_POLICIES:
+        raise ValueError(f"segmentation.masks {policy!r} is not one of {MASK_POLICIES}")
+    if policy == "predicted":
+        return "predicted"
+    if policy == "manual":
+        return "manual"
+    return "manual" if manual_present else "predicted"
 
 
 def _check_header(path: Path) -> list[str]:
@@ -245,7 +273,7 @@ def manifest_files(cohort_dir: str | Path, center_slug: str | None = None) -> li
     root = Path(cohort_dir)
     out: list[str] = []
     for col in FILE_COLUMNS:
-        for rel in table[col].dropna().astype(str):
+        for rel in table[col].dropna().astype(str) if col in table.columns else []:
             if not rel.strip():
                 continue
             path = root / rel

@@ -17,8 +17,8 @@ import pandas as pd
 import SimpleITK as sitk
 
 from cinescar.cohort import plausibility
-from cinescar.cohort.contract import (CLINICAL_NUMERIC, COHORTS, FILE_COLUMNS, MANIFEST, PATIENT_ID_PATTERN,
-                                      PHASES, REQUIRED_COLUMNS, as_stack, cohort_role, geometry_mismatch,
+from cinescar.cohort.contract import (CLINICAL_NUMERIC, COHORTS, FILE_COLUMNS, IMAGE_COLUMNS, MANIFEST,
+                                      MASK_COLUMNS, PATIENT_ID_PATTERN, PHASES, REQUIRED_COLUMNS, has_path, as_stack, cohort_role, geometry_mismatch,
                                       parse_scar_slices, read_manifest, read_volume, resolve_inside, slugify)
 from cinescar.errors import CinescarError, CohortError
 
@@ -45,6 +45,7 @@ class ValidationReport:
     centers: list[str] = field(default_factory=list)
     center_slugs: list[str] = field(default_factory=list)
     slices_per_phase: dict[str, int] = field(default_factory=dict)
+    patients_without_masks: int = 0
     warnings: list[str] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)
 
@@ -74,7 +75,7 @@ CHECKS = [
 
 
 def _check_rows(df: pd.DataFrame, manifest: Path, problems: list[CohortError]) -> None:
-    missing = [c for c in REQUIRED_COLUMNS + FILE_COLUMNS if c not in df.columns]
+    missing = [c for c in REQUIRED_COLUMNS + IMAGE_COLUMNS if c not in df.columns]
     if missing:
         problems.append(CohortError(f"manifest lacks required column(s): {', '.join(missing)}", path=manifest))
         return
@@ -160,6 +161,10 @@ def check_exam(pid: str, files: dict[str, Path], scar_slices: list[int] | None =
 
     same_file = add(plausibility.check_distinct_files(files), "es_image")
     for phase, (img_col, mask_col) in PHASES.items():
+        if mask_col not in files:  # no manual mask (issue 22): the image's own checks only
+            problems.extend(_check_image_only(pid, phase, files[img_col], img_col, volumes, target_spacing_mm,
+                                              n_slices, arrays, add))
+            continue
         try:
             img = read_volume(files[img_col], pid, volumes)
             msk = read_volume(files[mask_col], pid, volumes)
@@ -216,6 +221,36 @@ def check_exam(pid: str, files: dict[str, Path], scar_slices: list[int] | None =
     return problems, n_slices
 
 
+def _check_image_only(pid: str, phase: str, path: Path, img_col: str, volumes: dict | None, target_mm: float,
+                      n_slices: dict, arrays: dict, add) -> list[CohortError]:
+    """The checks of an image that has no manual mask: readable, scalar 3D, plausible spacing, finite, not
+    constant -- the same rules as with a mask (a predicted mask is checked by the segmentation QC)."""
+    try:
+        img = read_volume(path, pid, volumes)
+    except CohortError as exc:
+        return [exc]
+    if add(plausibility.check_pixels(phase, img.GetDimension(), img.GetNumberOfComponentsPerPixel(), img_col),
+           img_col):
+        return []
+    if img.GetDimension() == 4 and img.GetSize()[3] > 1:
+        return [CohortError(f"{phase}: a 4D file with {img.GetSize()[3]} time frames; give the ED and ES frames "
+                            "as separate 3D stacks", pid, path)]
+    spacing = tuple(float(s) for s in img.GetSpacing())
+    size = img.GetSize()
+    if add(plausibility.check_resampled_size(phase, (size[0], size[1]), (spacing[0], spacing[1]), target_mm,
+                                             img_col), img_col):
+        return []
+    add(plausibility.check_spacing(phase, spacing, int(size[2]) if len(size) > 2 else 1, img_col), img_col)
+    arr, _ = as_stack(img)
+    n_slices[phase] = arr.shape[0]
+    arrays[img_col] = arr
+    if not np.all(np.isfinite(arr)) or plausibility.nonfinite_in_raw_file(Path(path)):
+        return [CohortError(f"{phase}: image holds NaN or infinite values", pid, path)]
+    if float(arr.max()) == float(arr.min()):
+        return [CohortError(f"{phase}: image is constant", pid, path)]
+    return []
+
+
 def validate_cohort(cohort_dir: str | Path, check_images: bool = True, cfg: dict | None = None,
                     allow_outside: bool | None = None) -> ValidationReport:  # fmt: skip
     """Run every check; raise CohortValidationError listing all problems, else return a report.
@@ -226,6 +261,8 @@ def validate_cohort(cohort_dir: str | Path, check_images: bool = True, cfg: dict
     and take `cohort.allow_outside_paths`. `allow_outside` overrides the latter.
     """
     cfg = cfg or {}
+    seg = cfg.get("segmentation", {})
+    masks_policy = str(seg.get("masks", "auto")) if seg.get("enabled", True) else "manual"
     if allow_outside is None:
         allow_outside = bool(cfg.get("cohort", {}).get("allow_outside_paths", False))
     target_mm = float(cfg.get("preprocessing", {}).get("spacing_mm", 1.0))
@@ -243,8 +280,11 @@ def validate_cohort(cohort_dir: str | Path, check_images: bool = True, cfg: dict
         pid = str(r["patient_id"])
         files = {}
         for col in FILE_COLUMNS:
-            if pd.isna(r[col]) or str(r[col]).strip() == "":
-                problems.append(CohortError(f"empty {col} path", pid, manifest))
+            if not has_path(r[col]):
+                if col in IMAGE_COLUMNS or masks_policy == "manual":
+                    why = "" if col in IMAGE_COLUMNS else (" (segmentation.masks: manual needs every mask; auto "
+                                                           "predicts the missing ones)")
+                    problems.append(CohortError(f"empty {col} path{why}", pid, manifest))
                 continue
             try:
                 path = resolve_inside(cohort_dir, r[col], pid, allow_outside)
@@ -260,7 +300,9 @@ def validate_cohort(cohort_dir: str | Path, check_images: bool = True, cfg: dict
         except CohortError as exc:
             problems.append(exc)
             scar = None
-        if check_images and len(files) == len(FILE_COLUMNS):
+        if check_images and all(c in files for c in IMAGE_COLUMNS) and (
+                masks_policy != "manual" or len(files) == len(FILE_COLUMNS)):
+            report.patients_without_masks += int(not all(c in files for c in MASK_COLUMNS))
             exam_warnings: list[str] = []
             exam_problems, n = check_exam(pid, files, scar, manifest, warnings=exam_warnings,
                                           target_spacing_mm=target_mm)

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cinescar.cohort.contract import PHASES, as_stack, parse_scar_slices, read_manifest, read_volume, resolve, slugify
+from cinescar.cohort.contract import (PHASES, as_stack, has_path, mask_source, parse_scar_slices, read_manifest,
+                                      read_volume, resolve, slugify)
 from cinescar.errors import CohortError
 from cinescar.io import atomic_write
 from cinescar.preprocessing.fingerprint import FINGERPRINT_COLUMNS, stack_fingerprint
@@ -22,7 +23,7 @@ from cinescar.preprocessing.selection import development_selection
 log = logging.getLogger(__name__)
 DEFAULT_ROOT = Path("results/preprocess")
 INDEX_COLUMNS = ["image_id", "patient_id", "center", "center_slug", "vendor", "cohort", "lge", "phase", "slice",
-                 "n_slices", "scar_slice", "dev_selected", "row", *FINGERPRINT_COLUMNS]
+                 "n_slices", "scar_slice", "dev_selected", "row", "mask_source", *FINGERPRINT_COLUMNS]
 
 __all__ = ["preprocess_center", "gather_index", "load_index", "load_arrays", "crop_center", "image_id"]
 
@@ -66,8 +67,18 @@ def preprocess_exam(pid: str, files: dict[str, Path], settings: PreprocessSettin
     return np.concatenate(images), np.concatenate(masks), pd.DataFrame(rows)
 
 
-def preprocess_center(cohort_dir: str | Path, center_slug: str, out_dir: str | Path, cfg: dict) -> pd.DataFrame:
-    """Preprocess every patient of one centre into `out_dir` (images.npy, masks.npy, index.parquet)."""
+def predicted_mask_path(masks_dir: str | Path, patient_id: str, phase: str) -> Path:
+    """Where the segmentation stage wrote a patient's predicted mask (the one home of that name)."""
+    return Path(masks_dir) / f"{patient_id}_{phase}.nii.gz"
+
+
+def preprocess_center(cohort_dir: str | Path, center_slug: str, out_dir: str | Path, cfg: dict,
+                      masks_policy: str = "manual", predicted_masks: str | Path | None = None) -> pd.DataFrame:
+    """Preprocess every patient of one centre into `out_dir` (images.npy, masks.npy, index.parquet).
+
+    `masks_policy` (`segmentation.masks`) chooses per stack the manual mask or the segmenter's prediction in
+    `predicted_masks` (the segmentation stage's folder of this centre); the index records it (`mask_source`).
+    """
     settings = PreprocessSettings.from_config(cfg)
     n_negative = int(cfg.get("preprocessing", {}).get("dev_slices_negative", 6))
     cohort_dir = Path(cohort_dir)
@@ -78,11 +89,22 @@ def preprocess_center(cohort_dir: str | Path, center_slug: str, out_dir: str | P
     images, masks, tables = [], [], []
     for _, r in rows.iterrows():
         pid = str(r["patient_id"])
-        files = {col: resolve(cohort_dir, r[col]) for pair in PHASES.values() for col in pair}
+        files, sources = {}, {}
+        for phase, (img_col, mask_col) in PHASES.items():
+            files[img_col] = resolve(cohort_dir, r[img_col])
+            sources[phase] = mask_source(masks_policy, has_path(r[mask_col]))
+            if sources[phase] == "manual":
+                files[mask_col] = resolve(cohort_dir, r[mask_col])
+            elif predicted_masks is None:
+                raise CohortError(f"{phase}: no manual mask and no predicted one (segmentation disabled?)", pid,
+                                  cohort_dir / "manifest.csv")
+            else:
+                files[mask_col] = predicted_mask_path(predicted_masks, pid, phase)
         scar = parse_scar_slices(r.get("scar_slices"), pid, cohort_dir / "manifest.csv")
         meta = {"center": str(r["center"]), "center_slug": center_slug, "vendor": str(r["vendor"]),
                 "cohort": str(r["cohort"]), "lge": int(float(r["lge"]))}
         ims, mks, table = preprocess_exam(pid, files, settings, scar, meta)
+        table["mask_source"] = table["phase"].map(sources)
         images.append(ims)
         masks.append(mks)
         tables.append(table)

@@ -1,0 +1,94 @@
+# Segmentation (docs/segmentation.md): the myocardium segmenter trained inside the study. The cross-fit split
+# decides which development patients each network sees; each network trains on the others' manual masks;
+# each centre's patients are segmented by the network that never saw them (development) or by the mean of all
+# (internal test, external); the gather measures Dice, HD95, volumes and QC flags. Predicted masks reach the
+# preprocessing only where `segmentation.masks` asks for them (common.smk: `mask_sources_of`).
+
+SEGMENTATION = "results/segmentation"
+SEG_FOLDS = list(range(int(config["segmentation"]["crossfit_folds"])))
+
+
+rule segmentation_split:
+    input:
+        splits="results/splits/splits.json",
+    output:
+        crossfit=f"{SEGMENTATION}/crossfit.json",
+    log:
+        "logs/segmentation/split.log",
+    conda:
+        f"{ENVS}/dl.yaml"
+    params:
+        cfg=cfg_sections("segmentation"),
+    script:
+        "../scripts/segmentation_split.py"
+
+
+rule segmentation_train:
+    input:
+        manifest=MANIFEST,
+        validation=ancient("results/validation/report.json"),
+        crossfit=f"{SEGMENTATION}/crossfit.json",
+        mlflow=MLFLOW_READY,
+    output:
+        model=f"{SEGMENTATION}/fold{{fold}}/model.pt",
+        meta=f"{SEGMENTATION}/fold{{fold}}/model.json",
+    log:
+        "logs/segmentation/train_fold{fold}.log",
+    benchmark:
+        "results/benchmarks/segmentation/train_fold{fold}.tsv"
+    conda:
+        f"{ENVS}/dl.yaml"
+    threads: config["segmentation"]["threads"]
+    resources:
+        mem_mb=4000,
+    params:
+        cfg=cfg_sections("segmentation", "preprocessing"),
+    script:
+        "../scripts/segmentation_train.py"
+
+
+rule segmentation_predict:
+    input:
+        manifest=MANIFEST,
+        validation=ancient("results/validation/report.json"),
+        crossfit=f"{SEGMENTATION}/crossfit.json",
+        models=expand(f"{SEGMENTATION}/fold{{fold}}/model.pt", fold=SEG_FOLDS),
+        metas=expand(f"{SEGMENTATION}/fold{{fold}}/model.json", fold=SEG_FOLDS),
+        files=center_files,
+    output:
+        masks=directory(f"{SEGMENTATION}/masks/{{center}}"),
+        table=f"{SEGMENTATION}/centers/{{center}}.parquet",
+    log:
+        "logs/segmentation/predict_{center}.log",
+    benchmark:
+        "results/benchmarks/segmentation/predict_{center}.tsv"
+    conda:
+        f"{ENVS}/dl.yaml"
+    threads: config["segmentation"]["threads"]
+    resources:
+        mem_mb=2000,
+    params:
+        cfg=cfg_sections("segmentation", "preprocessing"),
+    script:
+        "../scripts/segmentation_predict.py"
+
+
+rule segmentation_gather:
+    input:
+        tables=lambda wc: expand(
+            f"{SEGMENTATION}/centers/{{center}}.parquet", center=center_slugs()
+        ),
+        mlflow=MLFLOW_READY,
+    output:
+        per_stack=f"{SEGMENTATION}/per_stack.csv",
+        overlap=f"{SEGMENTATION}/overlap.csv",
+        agreement=f"{SEGMENTATION}/agreement.csv",
+        qc=f"{SEGMENTATION}/qc.csv",
+    log:
+        "logs/segmentation/gather.log",
+    conda:
+        f"{ENVS}/dl.yaml"
+    params:
+        cfg=cfg_sections("segmentation"),
+    script:
+        "../scripts/segmentation_gather.py"
