@@ -12,6 +12,7 @@ import pytest
 import SimpleITK as sitk
 
 from cinescar.errors import CinescarError, CohortError
+from cinescar.cohort.contract import geometry_mismatch
 from screening_fixtures import train_tiny_study, working_dir
 
 from cinescar.models import IMAGE_MODELS as MODELS  # the models a bundle ships
@@ -282,7 +283,11 @@ def test_exam_folder_layout(study, bundle, tmp_path):
 
     (folder / "ES_Mask.mha").unlink()
     with pytest.raises(CohortError, match="no ES_mask found"):
-        exam_from_folder(folder)
+        exam_from_folder(folder, masks_optional=False)
+    # masks are optional (issue 22), but a bundle without a segmenter cannot predict them: a named refusal
+    assert "es_mask" not in exam_from_folder(folder).files
+    with pytest.raises(CohortError, match="no ES mask and the bundle carries no segmenter"):
+        screen_exam(bundle, exam_from_folder(folder))
     sitk.WriteImage(sitk.ReadImage(str(exam.files["ed_image"])), str(folder / "ED.nrrd"))
     with pytest.raises(CohortError, match="several candidates for ED"):
         exam_from_folder(folder)
@@ -382,8 +387,9 @@ def test_cli_prints_and_writes_the_result(study, bundle_dir, tmp_path, capsys):
     result = json.loads(out.read_text(encoding="utf-8"))
     assert printed == result
     assert set(result) == {"format", "patient_id", "exam", "bundle", "screening_rule", "models", "images", "gradcam",
-                           "warnings", "timing_s"}
-    assert result["format"] == "cinescar-screening-result/1" and result["patient_id"] == pid
+                           "warnings", "timing_s", "mask_source", "segmentation"}
+    assert result["format"] == "cinescar-screening-result/2" and result["patient_id"] == pid
+    assert result["mask_source"] == {"ED": "manual", "ES": "manual"} and result["segmentation"]["qc_flags"] == []
     assert set(result["models"]) == set(MODELS)
     for m in MODELS:
         assert set(result["models"][m]) >= {"label", "fold", "probability", "cutoff", "decision", "lge_likely",
@@ -530,3 +536,109 @@ def test_no_credentials_or_absolute_paths_in_the_bundle(bundle_dir):
     assert json.loads((bundle_dir / METADATA_JSON).read_text())["config"]["mlflow"]["tracking_uri"].startswith(
         ("sqlite:///results", "sqlite:///<outside", "http"))
     assert all("+" not in r for r in requirements()), requirements()  # installable from a registry (no +cpu)
+
+
+# ------------------------------------------------------------------------ the segmenter in the bundle (issue 22)
+
+
+@pytest.fixture(scope="session")
+def seg_bundle_dir(study):
+    """The tiny study's bundle with a smoke-sized segmenter trained on its development patients' masks."""
+    from cinescar.config import load_config
+    from cinescar.screening.bundle import build_bundle
+    from cinescar.segmentation.run import crossfit_job, train_job
+
+    root = study.root / "results" / "segmentation"
+    cfg = load_config(overrides={"seed": 3, "mlflow": {"enabled": False}, "preprocessing": {"size": 64},
+                                 "segmentation": {"channels": [4, 8, 16], "max_epochs": 3, "crop": 32,
+                                                  "batch_size": 8, "learning_rate": 0.01}})
+    with working_dir(study.root):
+        crossfit_job({"splits": str(study.path("results/splits/splits.json"))},
+                     {"crossfit": str(root / "crossfit.json")}, {"cfg": cfg})
+        for k in (0, 1):
+            train_job({"manifest": str(study.cohort / "manifest.csv"), "crossfit": str(root / "crossfit.json")},
+                      {"model": str(root / f"fold{k}/model.pt"), "meta": str(root / f"fold{k}/model.json")},
+                      {"cfg": cfg}, k)
+        out = study.root / "results" / "bundle_seg"
+        build_bundle(out, **study.workflow_inputs(), cfg={**study.cfg, "segmentation": cfg["segmentation"]},
+                     segmentation_models=[root / f"fold{k}/model.pt" for k in (0, 1)],
+                     segmentation_metas=[root / f"fold{k}/model.json" for k in (0, 1)])
+    return out
+
+
+def _exam_without_masks(study, pid, folder: Path) -> Path:
+    exam = _exam(study, pid)
+    folder.mkdir(parents=True, exist_ok=True)
+    for col, name in (("ed_image", "ED.nii.gz"), ("es_image", "ES.nii.gz")):
+        shutil.copyfile(exam.files[col], folder / name)
+    return folder
+
+
+def test_an_exam_without_masks_is_segmented_and_screened(study, seg_bundle_dir, tmp_path):
+    from cinescar.screening.bundle import load_bundle
+    from cinescar.screening.screen import exam_from_folder, screen_exam
+    from cinescar.screening.segment import segment_api
+
+    bundle = load_bundle(seg_bundle_dir)
+    assert bundle.segmenter is not None and len(bundle.segmenter.nets) == 2
+    seg_meta = bundle.meta["segmentation"]
+    assert seg_meta["labels"] == {"background": 0, "myocardium": 1, "lv_cavity": 2}
+    assert len(seg_meta["training_patients_sha256"]) == 64
+    assert not any(pid in json.dumps(seg_meta) for pid in _splits(study)["folds"][0]["train"])  # no IDs
+    pid = _splits(study)["test"][0]
+    folder = _exam_without_masks(study, pid, tmp_path / pid)
+    result = screen_exam(bundle, exam_from_folder(folder))
+    assert result["mask_source"] == {"ED": "predicted", "ES": "predicted"}
+    assert result["segmentation"]["lv"]["ED_lv_volume_ml"] >= 0
+    if result["segmentation"]["qc_flags"]:
+        assert all(m["lge_likely"] is None for m in result["models"].values())
+    # the masks `cinescar segment` writes are the ones screening used: same probabilities from them
+    written = segment_api(seg_bundle_dir, folder, out=tmp_path / "masks")
+    assert written[0]["qc_flags"] == result["segmentation"]["qc_flags"]
+    for phase in ("ED", "ES"):
+        mask = sitk.ReadImage(str(tmp_path / "masks" / f"{phase}_mask.nii.gz"))
+        img = sitk.ReadImage(str(folder / f"{phase}.nii.gz"))
+        assert geometry_mismatch(img, mask) is None
+        shutil.copyfile(tmp_path / "masks" / f"{phase}_mask.nii.gz", folder / f"{phase}_mask.nii.gz")
+    again = screen_exam(bundle, exam_from_folder(folder))
+    assert again["mask_source"] == {"ED": "manual", "ES": "manual"}
+    for m in MODELS:
+        assert again["models"][m]["probability"] == pytest.approx(result["models"][m]["probability"], abs=1e-9)
+
+
+def test_a_segmentation_that_fails_quality_control_gets_no_decision(study, seg_bundle_dir, tmp_path):
+    from cinescar.screening.bundle import load_bundle
+    from cinescar.screening.screen import INDETERMINATE, exam_from_folder, screen_exam
+
+    bundle = load_bundle(seg_bundle_dir)
+    bundle.meta["segmentation"]["qc"] = {**bundle.meta["segmentation"]["qc"], "min_confidence": 1.01}
+    pid = _splits(study)["test"][0]
+    result = screen_exam(bundle, exam_from_folder(_exam_without_masks(study, pid, tmp_path / pid)))
+    assert any(f.endswith("low_confidence") for f in result["segmentation"]["qc_flags"])
+    for m in MODELS:
+        assert result["models"][m]["decision"] == INDETERMINATE and result["models"][m]["lge_likely"] is None
+    assert any("quality control" in w for w in result["warnings"])
+
+
+def test_forged_segmenter_weights_are_refused_by_name(seg_bundle_dir, tmp_path):
+    import hashlib
+
+    from cinescar.screening.bundle import load_bundle
+
+    forged = tmp_path / "forged"
+    shutil.copytree(seg_bundle_dir, forged)
+    marker = tmp_path / "ran.txt"
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    (forged / "segmentation" / "fold0.pt").write_bytes(pickle.dumps(Evil()))
+    listing = json.loads((forged / "bundle.json").read_text())
+    listing["files"]["segmentation/fold0.pt"] = hashlib.sha256((forged / "segmentation/fold0.pt").read_bytes()
+                                                               ).hexdigest()
+    (forged / "bundle.json").write_text(json.dumps(listing))
+    with pytest.raises(CinescarError, match=r"segmentation/fold0\.pt.*not a plain state_dict"):
+        load_bundle(forged)
+    assert not marker.exists()

@@ -99,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser("screen", help="screen one new exam with a trained study's model bundle")
         screen_cli.add_arguments(p)
         p.set_defaults(func=screen_cli.main)
+        from cinescar.screening import segment as segment_cli
+
+        p = sub.add_parser("segment", help="write the bundle segmenter's masks of an exam or a cohort")
+        segment_cli.add_arguments(p)
+        p.set_defaults(func=segment_cli.main)
     return parser
 
 

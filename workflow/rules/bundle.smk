@@ -7,8 +7,22 @@
 BUNDLE = "results/bundle"
 
 
+# With the segmenter (issue 22), when the study trains one: every cross-fitted network and their held-out Dice.
 rule bundle:
     input:
+        **(
+            {
+                "segmentation_models": expand(
+                    "results/segmentation/fold{fold}/model.pt", fold=SEG_FOLDS
+                ),
+                "segmentation_metas": expand(
+                    "results/segmentation/fold{fold}/model.json", fold=SEG_FOLDS
+                ),
+                "segmentation_overlap": "results/segmentation/overlap.csv",
+            }
+            if config["segmentation"]["enabled"]
+            else {}
+        ),
         final_models="results/evaluation/final_models.json",
         metrics="results/evaluation/metrics.csv",
         radiomics_models=expand("results/radiomics/fold{fold}/model.joblib", fold=FOLDS),
@@ -46,6 +60,7 @@ rule bundle:
             "screening",
             "bundle",
             "mlflow",
+            "segmentation",
         ),
     script:
         "../scripts/bundle_build.py"

@@ -11,4 +11,7 @@ build_bundle_from_workflow(
     radiomics_chosen_k=inp.radiomics_chosen_k, dl_models=list(inp.dl_models), dl_hparams=list(inp.dl_hparams),
     fusion_models=list(inp.fusion_models), fusion_choice=inp.fusion_choice, radiomics_params=inp.radiomics_params,
     index=inp.index, splits=inp.splits, manifest=inp.manifest,
+    segmentation_models=list(inp.get("segmentation_models", [])) or None,
+    segmentation_metas=list(inp.get("segmentation_metas", [])) or None,
+    segmentation_overlap=inp.get("segmentation_overlap"),
 )

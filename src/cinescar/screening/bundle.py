@@ -253,6 +253,9 @@ def build_bundle(
     manifest: str | Path,
     cfg: dict,
     run_cfg: dict | None = None,
+    segmentation_models: list[str | Path] | None = None,
+    segmentation_metas: list[str | Path] | None = None,
+    segmentation_overlap: str | Path | None = None,
 ) -> Path:
     """Write the bundle folder `out_dir` from a finished study's files; returns the path of bundle.json.
 
@@ -295,6 +298,12 @@ def build_bundle(
         raise CinescarError(f"pyradiomics parameter file not found: {radiomics_params}")
     shutil.copyfile(radiomics_params, tmp / RADIOMICS_PARAMS)
 
+    segmenter = None
+    if segmentation_models:
+        from cinescar.segmentation.bundle_member import write_segmenter
+
+        segmenter = write_segmenter(tmp, segmentation_models, segmentation_metas or [],
+                                    _section(cfg, "segmentation", "qc"), segmentation_overlap)
     settings = bundle_settings(cfg)
     gradcam = _section(cfg, "dl", "gradcam")
     provenance = run_cfg or cfg
@@ -309,6 +318,7 @@ def build_bundle(
         "cinescar_version": __version__,
         "models": models,
         "cnn": cnns,
+        "segmentation": segmenter,  # None: the study trained none; exams then need their masks
         "screening": {
             "target_sensitivity": float(_section(cfg, "screening")["target_sensitivity"]),
             "patient_probability": "mean over the model's fold models of each one's maximum over the exam's images",
@@ -415,6 +425,8 @@ class Bundle:
     cnns: dict[int, Any]
     _extractor: Any = field(default=None, repr=False)
     _params_bytes: bytes | None = field(default=None, repr=False)
+    segmenter: Any = None
+    """The cross-fitted segmentation networks (`cinescar.segmentation.inference.Segmenter`), or None."""
     """The pyradiomics parameter file as hashed at load time (the extractor is built from these bytes)."""
 
     @property
@@ -518,6 +530,9 @@ def load_bundle(path: str | Path, expected_digest: str | None = None) -> Bundle:
         fold_files = {m: {int(f): name for f, name in meta["models"][m]["files"].items()} for m in ("radiomics", "fusion")}
         needed = {meta["radiomics_params"], *fold_files["radiomics"].values(), *fold_files["fusion"].values()}
         needed |= {f for entry in meta["cnn"].values() for f in (entry["weights"], entry["hparams"])}
+        from cinescar.segmentation.bundle_member import segmenter_files
+
+        needed |= segmenter_files(meta.get("segmentation"))
         for model in MODELS:
             float(meta["models"][model]["cutoff"])
         cnn_files = {int(fold): (entry["weights"], entry["hparams"]) for fold, entry in meta["cnn"].items()}
@@ -537,5 +552,10 @@ def load_bundle(path: str | Path, expected_digest: str | None = None) -> Bundle:
     cnns = {fold: _load_cnn(data[w], data[h]) for fold, (w, h) in cnn_files.items()}
     radiomics = {f: _load_pickle(data[name], name) for f, name in fold_files["radiomics"].items()}
     fusion = {f: _load_pickle(data[name], name) for f, name in fold_files["fusion"].items()}
+    segmenter = None
+    if meta.get("segmentation"):
+        from cinescar.segmentation.bundle_member import load_segmenter_member
+
+        segmenter = load_segmenter_member(meta["segmentation"], data, root)
     return Bundle(root=root, listing=listing, digest=digest, meta=meta, radiomics=radiomics, fusion=fusion, cnns=cnns,
-                  _params_bytes=data[meta["radiomics_params"]])
+                  _params_bytes=data[meta["radiomics_params"]], segmenter=segmenter)

@@ -34,16 +34,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cinescar.cohort.contract import FILE_COLUMNS, PATIENT_ID_PATTERN
+from cinescar.cohort.contract import FILE_COLUMNS, MASK_COLUMNS, PATIENT_ID_PATTERN
 from cinescar.errors import CinescarError, CohortError
 from cinescar.screening.bundle import MODELS, Bundle, load_bundle
 from cinescar.screening_rule import called_positive, patient_probability
 
 log = logging.getLogger(__name__)
 
-RESULT_FORMAT = "cinescar-screening-result/1"
+RESULT_FORMAT = "cinescar-screening-result/2"  # 2: mask_source and segmentation (QC flags, LV volumes)
 POSITIVE = "LGE likely"
 NEGATIVE = "LGE unlikely — contrast may be reconsidered"
+INDETERMINATE = "no decision — predicted masks failed quality control"
 EXAM_NAMES = {"ed_image": "ED", "ed_mask": "ED_mask", "es_image": "ES", "es_mask": "ES_mask"}
 """File (or DICOM folder) name stems of an exam folder, matched case-insensitively, any extension."""
 DATA_SUFFIXES = (".raw", ".zraw", ".img")
@@ -68,9 +69,10 @@ def _stem(path: Path) -> str:
     return path.name.split(".", 1)[0].lower()
 
 
-def exam_from_folder(folder: str | Path, patient_id: str | None = None) -> Exam:
+def exam_from_folder(folder: str | Path, patient_id: str | None = None, masks_optional: bool = True) -> Exam:
     """An exam folder: `ED`, `ED_mask`, `ES`, `ES_mask` as image files of any SimpleITK format
-    (`ED.nii.gz`, `ED_mask.mha`, ...) or as folders holding one DICOM series each (`ED/`, `ED_mask/`, ...)."""
+    (`ED.nii.gz`, `ED_mask.mha`, ...) or as folders holding one DICOM series each (`ED/`, `ED_mask/`, ...).
+    The masks may be left out (issue 22): the bundle's segmenter then predicts them."""
     from cinescar.cohort.contract import checked_patient_id
 
     folder = Path(folder)
@@ -85,6 +87,8 @@ def exam_from_folder(folder: str | Path, patient_id: str | None = None) -> Exam:
     files: dict[str, Path] = {}
     for col, stem in EXAM_NAMES.items():
         hits = sorted(p for p in entries if _stem(p) == stem.lower())
+        if not hits and masks_optional and col in MASK_COLUMNS:
+            continue
         if not hits:
             raise CohortError(f"no {stem} found: expected a file {stem}.<ext> (e.g. {stem}.nii.gz, any "
                               f"SimpleITK format) or a DICOM series folder {stem}/", pid, folder)
@@ -94,10 +98,11 @@ def exam_from_folder(folder: str | Path, patient_id: str | None = None) -> Exam:
     return Exam(patient_id=pid, files=files, source=folder)
 
 
-def exam_from_manifest(manifest: str | Path, patient_id: str, allow_outside: bool = False) -> Exam:
+def exam_from_manifest(manifest: str | Path, patient_id: str, allow_outside: bool = False,
+                       masks_optional: bool = True) -> Exam:
     """One patient of a cohort's manifest.csv (paths relative to the cohort folder, and inside it unless
     `allow_outside`, as in `cinescar validate`)."""
-    from cinescar.cohort.contract import checked_patient_id, read_manifest, resolve_inside
+    from cinescar.cohort.contract import checked_patient_id, has_path, read_manifest, resolve_inside
 
     manifest = Path(manifest)
     cohort_dir = manifest.parent if manifest.name.endswith(".csv") else manifest
@@ -107,10 +112,11 @@ def exam_from_manifest(manifest: str | Path, patient_id: str, allow_outside: boo
     if rows.empty:
         raise CohortError("patient is not in the manifest", patient_id, cohort_dir / "manifest.csv")
     row = rows.iloc[0]
-    missing = [c for c in FILE_COLUMNS if c not in row.index or pd.isna(row[c]) or str(row[c]).strip() == ""]
+    present = [c for c in FILE_COLUMNS if c in row.index and has_path(row[c])]
+    missing = [c for c in FILE_COLUMNS if c not in present and not (masks_optional and c in MASK_COLUMNS)]
     if missing:
         raise CohortError(f"empty {', '.join(missing)} path", patient_id, cohort_dir / "manifest.csv")
-    files = {c: resolve_inside(cohort_dir, row[c], patient_id, allow_outside) for c in FILE_COLUMNS}
+    files = {c: resolve_inside(cohort_dir, row[c], patient_id, allow_outside) for c in present}
     return Exam(patient_id=str(patient_id), files=files, source=cohort_dir / "manifest.csv")
 
 
@@ -265,6 +271,15 @@ def screen_exam(bundle: Bundle, exam: Exam, gradcam_dir: str | Path | None = Non
     timing["checks"] = time.perf_counter() - t0
 
     t = time.perf_counter()
+    from cinescar.screening.segment import segment_exam
+
+    files = dict(exam.files)  # predicted masks join the exam's files (in the read cache only)
+    seg_meta = bundle.meta.get("segmentation") or {}
+    segmentation = segment_exam(bundle.segmenter, exam.patient_id, files, volumes, seg_meta.get("qc", {}))
+    exam = Exam(exam.patient_id, files, exam.source)
+    timing["segmentation"] = time.perf_counter() - t
+
+    t = time.perf_counter()
     images, masks, rows = preprocess_exam(exam.patient_id, exam.files, bundle.preprocess_settings,
                                           volumes=volumes)
     volumes.clear()
@@ -328,6 +343,13 @@ def screen_exam(bundle: Bundle, exam: Exam, gradcam_dir: str | Path | None = Non
             "driving_image": image_ids[int(np.nanargmax(np.where(ok, p, -np.inf)))] if ok.any() else None,
             "n_images_scored": int(ok.sum()),
         }
+    if segmentation["qc_flags"]:
+        # never silently wrong: a segmentation no heart looks like gives no confident decision
+        why = ", ".join(segmentation["qc_flags"])
+        warnings_out.append(f"predicted masks flagged by quality control ({why}): no decision; check or draw the "
+                            "masks (cinescar segment writes them) and screen again")
+        for out in models_out.values():
+            out["decision"], out["lge_likely"] = INDETERMINATE, None
     per_image = [{"image_id": iid, "phase": str(r.phase), "slice": int(r.slice),
                   **{m: (float(probs[m][i]) if np.isfinite(probs[m][i]) else None) for m in MODELS}}
                  for i, (iid, r) in enumerate(zip(image_ids, rows.itertuples(index=False)))]  # fmt: skip
@@ -347,6 +369,8 @@ def screen_exam(bundle: Bundle, exam: Exam, gradcam_dir: str | Path | None = Non
         "format": RESULT_FORMAT,
         "patient_id": exam.patient_id,
         "exam": {c: str(p) for c, p in exam.files.items()},
+        "mask_source": segmentation["mask_source"],
+        "segmentation": {"qc_flags": segmentation["qc_flags"], "lv": segmentation["lv"]},
         "bundle": bundle.describe(),
         "screening_rule": (f"patient probability = mean over the model's fold models of each one's maximum over "
                            f"the exam's {len(image_ids)} images; '{POSITIVE}' when it is >= the model's cut-off, "
