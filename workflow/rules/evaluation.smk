@@ -135,6 +135,14 @@ rule report:
         ),
         gradcam=expand("results/dl/gradcam/fold{fold}/done.json", fold=FOLDS),
         mlflow=MLFLOW_READY,
+        index=f"{PREPROCESS}/index.parquet",
+        segmentation=(
+            expand(
+                "results/segmentation/{t}.csv", t=["overlap", "agreement", "qc"]
+            )
+            if config["segmentation"]["enabled"]
+            else []
+        ),
     output:
         html=report(
             "results/report/report.html",

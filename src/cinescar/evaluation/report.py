@@ -85,6 +85,8 @@ def build_report(
     cfg: dict,
     gradcam_dir: str | Path | None = None,
     cohort_figure: str | Path | None = None,
+    index: str | Path | None = None,
+    segmentation_dir: str | Path | None = None,
 ) -> Path:
     """Write the self-contained HTML report from the evaluation's files; returns its path."""
     ev_dir = Path(evaluation_dir)
@@ -207,6 +209,11 @@ def build_report(
     if cohort_figure and Path(cohort_figure).is_file():
         parts.append(f"<figure>{_img(_file_b64(Path(cohort_figure)), 'cohort figure', 900)}"
                      f"<figcaption>{html.escape(str(cohort_figure))}</figcaption></figure>")
+
+    # --- masks and the segmenter (issue 22)
+    from cinescar.evaluation.report_segmentation import segmentation_section
+
+    parts.extend(segmentation_section(index, segmentation_dir))
 
     # --- Grad-CAM
     dl_fold = final.get("dl", {}).get("fold")
