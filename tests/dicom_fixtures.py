@@ -203,3 +203,25 @@ def write_enhanced(folder: Path, n_slices: int = N_SLICES, n_phases: int = N_PHA
     path = folder / "enhanced.dcm"
     enhanced.save_as(path, enforce_file_format=True)
     return Exam(folder, n_slices, n_phases, es, trigger_times(n_phases), [path])
+
+
+def toy_lv_volume_ml(image) -> float:
+    """LV cavity volume of a synthetic stack: the pixels at the cavity's (rescaled) value, times voxel size."""
+    import SimpleITK as sitk
+
+    arr = sitk.GetArrayFromImage(image)
+    sx, sy, sz = image.GetSpacing()
+    return float((arr == CAVITY * RESCALE[0] + RESCALE[1]).sum() * sx * sy * sz / 1000.0)
+
+
+def toy_segmenter(image):
+    """Labels of a synthetic stack: 1 myocardium, 2 LV cavity (exact, from the known intensities)."""
+    import SimpleITK as sitk
+
+    arr = sitk.GetArrayFromImage(image)
+    out = np.zeros(arr.shape, np.uint8)
+    out[arr == MYO * RESCALE[0] + RESCALE[1]] = 1
+    out[arr == CAVITY * RESCALE[0] + RESCALE[1]] = 2
+    labels = sitk.GetImageFromArray(out)
+    labels.CopyInformation(image)
+    return labels

@@ -10,8 +10,16 @@ into a cohort in the project's contract. Anything that cannot be stacked without
 
 from __future__ import annotations
 
-from cinescar.dicom.exam import DicomExam, read_exam
-from cinescar.dicom.phases import PhaseSelection, parse_phases, select_phases
-from cinescar.dicom.reader import Cine, read_cine
+from importlib import import_module
 
-__all__ = ["Cine", "DicomExam", "PhaseSelection", "parse_phases", "read_cine", "read_exam", "select_phases"]
+_EXPORTS = {"Cine": "reader", "read_cine": "reader", "DicomExam": "exam", "read_exam": "exam",
+            "PhaseSelection": "phases", "parse_phases": "phases", "select_phases": "phases",
+            "write_seg": "seg", "write_secondary_capture": "seg", "import_dicom_api": "importer"}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    """Exports load on first use, so `cinescar --help` does not import pydicom, highdicom and SimpleITK."""
+    if name in _EXPORTS:
+        return getattr(import_module(f"cinescar.dicom.{_EXPORTS[name]}"), name)
+    raise AttributeError(name)
