@@ -189,8 +189,9 @@ def choose_stack(frames: Sequence[FrameHeader], patient_id: str, folder: str, se
     for other in cines[1:]:
         if (other.series() & stack.series()) or (_near(stack, other) and not _shares_position(stack, other)):
             _refuse_misfit(stack, other, patient_id)
-        raise CohortError(f"folder holds {len(cines)} short-axis cine stacks ({' | '.join(g.describe() for g in cines)}); "
-                          "choose one with --series N (its series number(s))", patient_id, folder)
+        listed = " | ".join(g.describe() for g in cines)
+        raise CohortError(f"folder holds {len(cines)} short-axis cine stacks ({listed}); choose one with --series N "
+                          "(its series number(s))", patient_id, folder)
     for other in groups:
         if other is stack:
             continue
