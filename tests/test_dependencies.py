@@ -10,7 +10,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 # import name -> distribution name, where they differ
 DISTRIBUTION = {"SimpleITK": "simpleitk", "sklearn": "scikit-learn", "yaml": "pyyaml", "radiomics": "pyradiomics-bhklab",
-                "pywt": "pywavelets"}
+                "pywt": "pywavelets", "PIL": "pillow"}
 INSTALLED_BY_MAKEFILE = {"torch"}  # CPU/CUDA chosen explicitly (Makefile, docs/install.md)
 
 

@@ -3,7 +3,8 @@
 The workflow runs through `snakemake` (see README); this CLI validates a cohort, writes the synthetic cohort,
 imports ACDC-format data and screens a new exam. One pattern (as nnU-Net's entry points): each command only
 parses its arguments, calls one library function `*_api` (`validate_api`, `synth_api`, `config_api`,
-`import_acdc_api`, `screen_api`: plain typed functions, usable without argparse) and prints what it returns.
+`import_acdc_api`, `import_dicom_api`, `screen_api`: plain typed functions, usable without argparse) and
+prints what it returns.
 Imports are deferred into each command so `--help` and `validate` start fast. Input problems print as one
 `error:` line, never a stack trace.
 """
@@ -90,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser("import-acdc", help="convert ACDC-format data into a cohort folder")
         acdc.add_arguments(p)
         p.set_defaults(func=acdc.main)
+
+    p = sub.add_parser("import-dicom", help="convert folders of DICOM cine exams (one per patient) into a cohort")
+    from cinescar.dicom import cli as dicom_cli
+
+    dicom_cli.add_arguments(p)
+    p.set_defaults(func=dicom_cli.main)
 
     try:
         from cinescar.screening import cli as screen_cli

@@ -1,0 +1,227 @@
+"""Synthetic cine MR exams written with pydicom, for the DICOM reader tests.
+
+A short-axis "heart" is a bright LV cavity disc inside a grey myocardial ring whose cavity radius follows a
+contraction curve over the phases (largest at phase 0, smallest at `ES_PHASE`), on an oblique plane like a
+real short-axis stack. The pixels are known exactly, so a reader must give them back bit for bit. Layouts:
+one classic series holding every (slice, phase), one classic series per slice, and one enhanced multi-frame
+file (highdicom's legacy conversion, which puts the trigger time in the unassigned per-frame sequence).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+
+SIZE = 64
+N_SLICES = 6
+N_PHASES = 8
+ES_PHASE = 3
+PIXEL_SPACING = (1.5, 1.25)  # DICOM order: (row spacing = y, column spacing = x)
+SLICE_GAP = 8.0
+CAVITY, MYO, BACKGROUND = 800, 300, 100
+ROW = np.array([0.8, 0.6, 0.0])
+COL = np.array([0.36, -0.48, -0.8])  # orthonormal to ROW; normal = ROW x COL
+ORIGIN = np.array([-40.0, -60.0, 30.0])
+RESCALE = (2.0, -50.0)  # slope, intercept applied to stored values
+
+# Identifiers that must never reach logs or error messages.
+PATIENT_NAME = "Doe^Jane"
+PATIENT_ID = "MRN-0042-SECRET"
+
+
+def cavity_radius(phase: int, n_phases: int = N_PHASES, es: int = ES_PHASE) -> float:
+    """Cavity radius (pixels): 14 at phase 0, 8 at `es`, back to ~14 at the end of the cycle."""
+    if phase <= es:
+        frac = phase / es
+    else:
+        frac = 1.0 - (phase - es) / (n_phases - es)
+    return 14.0 - 6.0 * frac
+
+
+def frame_pixels(phase: int, slice_index: int, n_phases: int = N_PHASES, es: int = ES_PHASE) -> np.ndarray:
+    """Stored (pre-rescale) uint16 pixels of one frame; a slice-dependent stripe makes every slice unique."""
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    r = np.hypot(yy - SIZE / 2 + 2, xx - SIZE / 2 - 1)
+    rad = cavity_radius(phase, n_phases, es)
+    img = np.full((SIZE, SIZE), BACKGROUND, np.uint16)
+    img[(r >= rad) & (r < rad + 5)] = MYO
+    img[r < rad] = CAVITY
+    img[slice_index, :] = 10 + slice_index + 16 * phase  # a marker row: which slice and phase this is
+    return img
+
+
+def normal() -> np.ndarray:
+    return np.cross(ROW, COL)
+
+
+def position(slice_index: int, gap: float = SLICE_GAP) -> np.ndarray:
+    return ORIGIN + slice_index * gap * normal()
+
+
+@dataclass
+class Exam:
+    """What a synthetic exam holds, to compare the reader's result against."""
+
+    folder: Path
+    n_slices: int
+    n_phases: int
+    es: int
+    trigger_times: list[float]
+    files: list[Path] = field(default_factory=list)
+
+    def expected(self) -> np.ndarray:
+        """(phases, slices, rows, cols) float32 after rescale, slices in increasing position along the normal."""
+        out = np.zeros((self.n_phases, self.n_slices, SIZE, SIZE), np.float32)
+        for p in range(self.n_phases):
+            for s in range(self.n_slices):
+                out[p, s] = frame_pixels(p, s, self.n_phases, self.es) * RESCALE[0] + RESCALE[1]
+        return out
+
+
+def mr_dataset(pixels: np.ndarray, *, study_uid: str, series_uid: str, for_uid: str, series_number: int,
+               instance_number: int, ipp: np.ndarray, trigger_time: float | None, n_phases: int,
+               iop: tuple[np.ndarray, np.ndarray] = (ROW, COL), spacing: tuple[float, float] = PIXEL_SPACING,
+               acquisition_time: str = "101010.000000", description: str = "cine_sax",
+               image_type: tuple[str, ...] = ("ORIGINAL", "PRIMARY", "M", "NONE")) -> Dataset:
+    """One classic MR Image Storage instance with the tags a scanner's cine carries."""
+    sop_uid = generate_uid()
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = MRImageStorage
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = MRImageStorage
+    ds.SOPInstanceUID = sop_uid
+    ds.Modality = "MR"
+    ds.PatientName = PATIENT_NAME
+    ds.PatientID = PATIENT_ID
+    ds.PatientBirthDate = "19700101"
+    ds.PatientSex = "F"
+    ds.StudyInstanceUID = study_uid
+    ds.StudyDate = "20240102"
+    ds.StudyTime = "101000"
+    ds.StudyID = "1"
+    ds.AccessionNumber = "ACC42"
+    ds.ReferringPhysicianName = ""
+    ds.SeriesInstanceUID = series_uid
+    ds.SeriesNumber = series_number
+    ds.SeriesDescription = description
+    ds.FrameOfReferenceUID = for_uid
+    ds.PositionReferenceIndicator = ""
+    ds.Manufacturer = "SynthVendor"
+    ds.ImageType = list(image_type)
+    ds.InstanceNumber = instance_number
+    ds.ImagePositionPatient = [float(v) for v in ipp]
+    ds.ImageOrientationPatient = [float(v) for v in (*iop[0], *iop[1])]
+    ds.PixelSpacing = [float(spacing[0]), float(spacing[1])]
+    ds.SliceThickness = 8.0
+    if trigger_time is not None:
+        ds.TriggerTime = trigger_time
+    ds.CardiacNumberOfImages = n_phases
+    ds.AcquisitionTime = acquisition_time
+    ds.ScanningSequence = "GR"
+    ds.SequenceVariant = "SS"
+    ds.ScanOptions = ""
+    ds.MRAcquisitionType = "2D"
+    ds.EchoTime = 1.2
+    ds.RepetitionTime = 3.0
+    ds.EchoTrainLength = 1
+    ds.MagneticFieldStrength = 1.5
+    ds.BodyPartExamined = "HEART"
+    ds.PatientPosition = "HFS"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0
+    ds.RescaleSlope = RESCALE[0]
+    ds.RescaleIntercept = RESCALE[1]
+    ds.RescaleType = "US"
+    ds.PixelData = np.ascontiguousarray(pixels, dtype=np.uint16).tobytes()
+    return ds
+
+
+def trigger_times(n_phases: int, rr_ms: float = 800.0) -> list[float]:
+    return [round(p * rr_ms / n_phases, 1) for p in range(n_phases)]
+
+
+def build_datasets(n_slices: int = N_SLICES, n_phases: int = N_PHASES, es: int = ES_PHASE,
+                   series_per_slice: bool = False, seed: int = 0) -> list[tuple[int, int, Dataset]]:
+    """(phase, slice, dataset) for every frame; instance numbers are shuffled (vendor order is arbitrary)."""
+    rng = np.random.default_rng(seed)
+    study_uid, for_uid = generate_uid(), generate_uid()
+    series = [generate_uid() for _ in range(n_slices)] if series_per_slice else [generate_uid()] * n_slices
+    times = trigger_times(n_phases)
+    order = rng.permutation(n_slices * n_phases)
+    out = []
+    for s in range(n_slices):
+        for p in range(n_phases):
+            k = s * n_phases + p
+            ds = mr_dataset(frame_pixels(p, s, n_phases, es), study_uid=study_uid, series_uid=series[s],
+                            for_uid=for_uid, series_number=(10 + s) if series_per_slice else 10,
+                            instance_number=int(order[k]) + 1, ipp=position(s),
+                            trigger_time=times[p] + (0.3 * s if series_per_slice else 0.0), n_phases=n_phases,
+                            description=f"CINE_segmented_SAX_b{s + 1}" if series_per_slice else "cine_sax")
+            out.append((p, s, ds))
+    return out
+
+
+def write_classic(folder: Path, datasets: list[tuple[int, int, Dataset]] | None = None, nested: bool = False,
+                  **kwargs) -> Exam:
+    """Write one file per frame, named by a random-looking counter (file names carry no order)."""
+    datasets = build_datasets(**kwargs) if datasets is None else datasets
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for i, (p, s, ds) in enumerate(datasets):
+        sub = folder / f"series{int(ds.SeriesNumber)}" if nested else folder
+        sub.mkdir(parents=True, exist_ok=True)
+        path = sub / f"IM{(i * 7919) % 100003:06d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        files.append(path)
+    n_slices = 1 + max(s for _, s, _ in datasets)
+    n_phases = 1 + max(p for p, _, _ in datasets)
+    es = kwargs.get("es", ES_PHASE)
+    return Exam(folder, n_slices, n_phases, es, trigger_times(n_phases), files)
+
+
+def write_enhanced(folder: Path, n_slices: int = N_SLICES, n_phases: int = N_PHASES, es: int = ES_PHASE) -> Exam:
+    """One enhanced (legacy-converted) multi-frame MR file holding every frame."""
+    import highdicom as hd
+
+    legacy = [ds for _, _, ds in build_datasets(n_slices, n_phases, es)]
+    enhanced = hd.legacy.LegacyConvertedEnhancedMRImage(legacy, series_instance_uid=generate_uid(),
+                                                        series_number=20, sop_instance_uid=generate_uid(),
+                                                        instance_number=1)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "enhanced.dcm"
+    enhanced.save_as(path, enforce_file_format=True)
+    return Exam(folder, n_slices, n_phases, es, trigger_times(n_phases), [path])
+
+
+def toy_lv_volume_ml(image) -> float:
+    """LV cavity volume of a synthetic stack: the pixels at the cavity's (rescaled) value, times voxel size."""
+    import SimpleITK as sitk
+
+    arr = sitk.GetArrayFromImage(image)
+    sx, sy, sz = image.GetSpacing()
+    return float((arr == CAVITY * RESCALE[0] + RESCALE[1]).sum() * sx * sy * sz / 1000.0)
+
+
+def toy_segmenter(image):
+    """Labels of a synthetic stack: 1 myocardium, 2 LV cavity (exact, from the known intensities)."""
+    import SimpleITK as sitk
+
+    arr = sitk.GetArrayFromImage(image)
+    out = np.zeros(arr.shape, np.uint8)
+    out[arr == MYO * RESCALE[0] + RESCALE[1]] = 1
+    out[arr == CAVITY * RESCALE[0] + RESCALE[1]] = 2
+    labels = sitk.GetImageFromArray(out)
+    labels.CopyInformation(image)
+    return labels
