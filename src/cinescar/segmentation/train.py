@@ -72,11 +72,12 @@ def _augment(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[to
 def predict_probabilities(net: torch.nn.Module, fields: np.ndarray, batch: int = 16) -> np.ndarray:
     """Softmax probabilities (slices, classes, size, size) float32 of whole fields."""
     net.eval()
+    device = next(net.parameters()).device
     out = np.empty((len(fields), N_CLASSES, *fields.shape[-2:]), np.float32)
     with torch.no_grad():
         for s in range(0, len(fields), batch):
-            x = torch.from_numpy(np.ascontiguousarray(fields[s:s + batch], np.float32))[:, None]
-            out[s:s + batch] = torch.softmax(net(x), dim=1).numpy()
+            x = torch.from_numpy(np.ascontiguousarray(fields[s:s + batch], np.float32))[:, None].to(device)
+            out[s:s + batch] = torch.softmax(net(x), dim=1).cpu().numpy()
     return out
 
 
@@ -85,6 +86,11 @@ def myocardium_dice(pred: np.ndarray, ref: np.ndarray) -> float:
     p, r = pred == MYOCARDIUM, ref == MYOCARDIUM
     denom = p.sum() + r.sum()
     return float(2 * (p & r).sum() / denom) if denom else float("nan")
+
+
+def _cpu_state(net: torch.nn.Module) -> dict:
+    """A copy of the weights on the CPU (what the bundle stores, loadable anywhere)."""
+    return {k: v.detach().cpu().clone() for k, v in copy.deepcopy(net.state_dict()).items()}
 
 
 def train_network(fields: np.ndarray, labels: np.ndarray, val_fields: np.ndarray, val_labels: np.ndarray,
@@ -96,12 +102,13 @@ def train_network(fields: np.ndarray, labels: np.ndarray, val_fields: np.ndarray
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
-    net = build_network(params)
+    device = torch.device(str(cfg["device"]))
+    net = build_network(params).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=float(cfg["learning_rate"]))
     loss_fn = DiceCELoss(softmax=True, to_onehot_y=True)
     batch, crop = int(cfg["batch_size"]), int(cfg["crop"])
     steps = max(1, int(np.ceil(len(fields) / batch)))
-    result = TrainingResult(state_dict=copy.deepcopy(net.state_dict()))
+    result = TrainingResult(state_dict=_cpu_state(net))
     best, since = -1.0, 0
     start = time.perf_counter()
     seen = 0
@@ -112,6 +119,7 @@ def train_network(fields: np.ndarray, labels: np.ndarray, val_fields: np.ndarray
             xs, ys = _patches(fields, labels, batch, crop, float(cfg["foreground_fraction"]), rng)
             x, y = _augment(torch.from_numpy(xs)[:, None], torch.from_numpy(ys.astype(np.int64))[:, None], gen)
             opt.zero_grad()
+            x, y = x.to(device), y.to(device)
             loss = loss_fn(net(x), y)
             loss.backward()
             opt.step()
@@ -123,7 +131,7 @@ def train_network(fields: np.ndarray, labels: np.ndarray, val_fields: np.ndarray
         log.info("epoch %d: loss %.4f, validation myocardium Dice %.4f", epoch, np.mean(losses), dice)
         if not np.isfinite(dice) or dice > best:
             best, since = (dice if np.isfinite(dice) else best), 0
-            result.state_dict = copy.deepcopy(net.state_dict())
+            result.state_dict = _cpu_state(net)
             result.best_epoch, result.best_val_dice = epoch, dice
         else:
             since += 1
