@@ -3,7 +3,7 @@
 The model itself is `cinescar.screening.pyfunc_model.ScreeningModel`, logged "from code" (MLflow's
 recommended way): MLflow stores that small file and runs it when it loads the model, so loading runs only
 the serving code, never this registration code. Its only artifact is the bundle folder: `load_context`
-loads it with `load_bundle` (hashes checked before anything is unpickled) and `predict` screens one exam
+loads it with `load_bundle` (hashes checked before anything is deserialized) and `predict` screens one exam
 per input row. So `mlflow.pyfunc.load_model("models:/cinescar-scar-screening@champion").predict(df)` gives
 exactly what `cinescar screen` gives, for any consumer of the registry.
 
