@@ -283,6 +283,7 @@ def test_trusted_types_are_exactly_what_the_bundle_models_hold(bundle):
     ("radiomics/fold1.skops", "skops_other", "holds a LogisticRegression, not a RadiomicsModel"),
     ("cnn/fold0.pt", "pickle", "is not plain network weights .*UnpicklingError"),
     ("cnn/fold1.pt", "wrong_weights", "does not fit its network"),
+    ("cnn/fold1.pt", "not_a_state_dict", "is not a state_dict of named tensors"),
     ("cnn/fold0.json", b"{not json", "is not valid JSON"),
     ("cnn/fold1.json", b'{"network": {"dense_units": "x"}}', "describes no buildable network"),
     ("metadata.json", b"\xff\xfe", "is not valid JSON"),
@@ -303,6 +304,7 @@ def test_a_forged_member_is_a_named_error_and_runs_no_code(bundle_dir, tmp_path,
         "skops_evil": lambda: sio.dumps(_TouchesAMarkerOnLoad(marker)),
         "skops_other": lambda: sio.dumps(LogisticRegression().fit([[0.0], [1.0]], [0, 1])),
         "wrong_weights": lambda: _state_dict_bytes({"conv.weight": __import__("torch").zeros(1)}),
+        "not_a_state_dict": lambda: _state_dict_bytes([1, 2, 3]),
     }
     data = forged_bytes[content]() if isinstance(content, str) else content.replace(b"MARKER", str(marker).encode())
     forged = _forge(bundle_dir, tmp_path / "bundle", member, data)
