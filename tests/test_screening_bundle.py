@@ -145,7 +145,7 @@ def test_bundle_holds_every_part_hashed(study, bundle_dir, bundle):
     ext = man[man["cohort"].str.startswith("external")]
     assert meta["external_cohorts"] == [{"name": "external", "n_patients": len(ext), "n_pos": int(ext["lge"].sum())}]
     assert bundle.describe()["external_cohorts"] == meta["external_cohorts"]
-    assert {"scikit-learn", "torch", "numpy", "cinescar"} <= set(meta["versions"])
+    assert {"scikit-learn", "skops", "torch", "numpy", "cinescar"} <= set(meta["versions"])
     # the config as shipped is public: paths relative to the run directory (issue 15), never absolute
     assert meta["config"]["radiomics"]["params"] == "radiomics_params.yaml"
     assert meta["preprocessing"]["size"] == 256
@@ -700,3 +700,4 @@ def test_no_credentials_or_absolute_paths_in_the_bundle(bundle_dir):
     assert json.loads((bundle_dir / METADATA_JSON).read_text())["config"]["mlflow"]["tracking_uri"].startswith(
         ("sqlite:///results", "sqlite:///<outside", "http"))
     assert all("+" not in r for r in requirements()), requirements()  # installable from a registry (no +cpu)
+    assert any(r.startswith("skops==") for r in requirements())  # a serving environment can read the models

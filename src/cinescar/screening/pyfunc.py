@@ -65,8 +65,9 @@ def input_example() -> pd.DataFrame:
 def requirements() -> list[str]:
     """Pinned requirements recorded with the model (given explicitly: MLflow's inference would load the model)."""
     versions = package_versions()
-    names = ("numpy", "scipy", "pandas", "scikit-learn", "torch", "SimpleITK", "pyradiomics-bhklab", "PyWavelets",
-             "mlflow")  # fmt: skip
+    # skops reads the bundle's scikit-learn models (format 3)
+    names = ("numpy", "scipy", "pandas", "scikit-learn", "skops", "torch", "SimpleITK", "pyradiomics-bhklab",
+             "PyWavelets", "mlflow")  # fmt: skip
     # a local version label (torch 2.13.0+cpu) names a wheel only PyTorch's own index serves: pin the release
     return [f"{n}=={versions[n].split('+', 1)[0]}" for n in names if n in versions]
 
