@@ -124,7 +124,7 @@ def test_bundle_holds_every_part_hashed(study, bundle_dir, bundle):
     from cinescar.screening.bundle import FORMAT, sha256_file
 
     index = json.loads((bundle_dir / "bundle.json").read_text())
-    assert index["format"] == FORMAT == "cinescar-bundle/2"
+    assert index["format"] == FORMAT == "cinescar-bundle/3"
     on_disk = {p.relative_to(bundle_dir).as_posix() for p in bundle_dir.rglob("*") if p.is_file()}
     assert set(index["files"]) == on_disk - {"bundle.json"}
     assert all(sha256_file(bundle_dir / f) == h for f, h in index["files"].items())
@@ -146,7 +146,7 @@ def test_bundle_holds_every_part_hashed(study, bundle_dir, bundle):
     ext = man[man["cohort"].str.startswith("external")]
     assert meta["external_cohorts"] == [{"name": "external", "n_patients": len(ext), "n_pos": int(ext["lge"].sum())}]
     assert bundle.describe()["external_cohorts"] == meta["external_cohorts"]
-    assert {"scikit-learn", "torch", "numpy", "cinescar"} <= set(meta["versions"])
+    assert {"scikit-learn", "skops", "torch", "numpy", "cinescar"} <= set(meta["versions"])
     # the config as shipped is public: paths relative to the run directory (issue 15), never absolute
     assert meta["config"]["radiomics"]["params"] == "radiomics_params.yaml"
     assert meta["preprocessing"]["size"] == 256
@@ -165,16 +165,18 @@ def test_bundle_holds_every_part_hashed(study, bundle_dir, bundle):
 
 
 def test_a_tampered_file_is_refused_before_unpickling(bundle_dir, tmp_path, monkeypatch):
-    import joblib
+    import skops.io
+    import torch
 
     from cinescar.screening.bundle import load_bundle
 
     copy = _copy(bundle_dir, tmp_path / "bundle")
-    target = copy / "fusion" / "fold0.joblib"
+    target = copy / "fusion" / "fold0.skops"
     data = bytearray(target.read_bytes())
     data[len(data) // 2] ^= 0x01
     target.write_bytes(bytes(data))
-    monkeypatch.setattr(joblib, "load", lambda *a, **k: pytest.fail("unpickled a file before checking hashes"))
+    for module, name in ((skops.io, "loads"), (skops.io, "get_untrusted_types"), (torch, "load")):
+        monkeypatch.setattr(module, name, lambda *a, **k: pytest.fail("deserialized a file before checking hashes"))
     with pytest.raises(CinescarError, match="SHA-256") as err:
         load_bundle(copy)
     assert str(target) in str(err.value)
@@ -189,6 +191,10 @@ def test_an_incompatible_or_foreign_bundle_is_refused(bundle_dir, tmp_path):
     (copy / "bundle.json").write_text(json.dumps(index))
     with pytest.raises(CinescarError, match="incompatible format version cinescar-bundle/1"):
         load_bundle(copy)
+    index["format"] = "cinescar-bundle/2"  # the joblib format: refused before any pickle is opened
+    (copy / "bundle.json").write_text(json.dumps(index))
+    with pytest.raises(CinescarError, match="old format cinescar-bundle/2.*joblib pickles.*rebuild the bundle"):
+        load_bundle(copy)
     index["format"] = "something-else/1"
     (copy / "bundle.json").write_text(json.dumps(index))
     with pytest.raises(CinescarError, match="not a cinescar bundle format"):
@@ -198,6 +204,170 @@ def test_an_incompatible_or_foreign_bundle_is_refused(bundle_dir, tmp_path):
     with pytest.raises(CinescarError, match="not the expected"):
         load_bundle(bundle_dir, expected_digest="0" * 64)
     assert load_bundle(bundle_dir, expected_digest=sha256_file(bundle_dir / "bundle.json")).digest
+
+
+# ------------------------------------------------------------------- forged members (issue 25: loading runs no code)
+
+
+class _OpensAMarker:
+    """Pickled, it makes the unpickler call open(marker, "w"): the file appears iff a pickle was loaded."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+class _TouchesAMarkerOnLoad:
+    """Stored by skops as an object whose __setstate__ (run when skops creates it) touches a marker file."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __setstate__(self, state):
+        Path(state["marker"]).touch()
+        self.__dict__.update(state)
+
+
+def _forge(bundle_dir: Path, dest: Path, member: str, content: bytes) -> Path:
+    """A copy of the bundle with `member` replaced by `content` and bundle.json re-hashed (what anyone who can
+    write the folder can do): only the content can be wrong, never a hash."""
+    from cinescar.screening.bundle import BUNDLE_JSON, sha256_file
+
+    forged = _copy(bundle_dir, dest)
+    (forged / member).write_bytes(content)
+    listing = json.loads((forged / BUNDLE_JSON).read_text())
+    listing["files"][member] = sha256_file(forged / member)
+    (forged / BUNDLE_JSON).write_text(json.dumps(listing))
+    return forged
+
+
+def _state_dict_bytes(state) -> bytes:
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return buf.getvalue()
+
+
+def test_trusted_types_are_exactly_what_the_bundle_models_hold(bundle):
+    """members.TRUSTED_TYPES, recomputed from fitted objects: the bundle's own models and a fused model with
+    each classifier a bundle can carry (cinescar.fusion.model.CLASSIFIERS)."""
+    import dataclasses
+    import warnings
+
+    import skops.io as sio
+
+    from cinescar.fusion.model import CLASSIFIERS, make_classifier
+    from cinescar.screening.members import TRUSTED_TYPES
+
+    fitted = [*bundle.radiomics.values(), *bundle.fusion.values()]
+    template = bundle.fusion[0]
+    rng = np.random.default_rng(0)
+    X, y = rng.random((40, len(template.selected))), np.arange(40) % 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the MLP does not converge on 40 random rows
+        for name in CLASSIFIERS:
+            fitted.append(dataclasses.replace(template, classifier=make_classifier(name, 0).fit(X, y),
+                                              classifier_name=name))
+    held = {t for obj in fitted for t in sio.get_untrusted_types(data=sio.dumps(obj))}
+    assert held == set(TRUSTED_TYPES)
+
+
+@pytest.mark.parametrize("member, content, match", [
+    ("radiomics/fold0.skops", "pickle", "is not a skops file"),
+    ("fusion/fold1.skops", "skops_evil", r"holds type\(s\) \['test_screening_bundle._TouchesAMarkerOnLoad'\] "
+                                         "that are not trusted"),
+    ("radiomics/fold1.skops", "skops_other", "holds a LogisticRegression, not a RadiomicsModel"),
+    ("cnn/fold0.pt", "pickle", "is not plain network weights .*UnpicklingError"),
+    ("cnn/fold1.pt", "wrong_weights", "does not fit its network"),
+    ("cnn/fold1.pt", "not_a_state_dict", "is not a state_dict of named tensors"),
+    ("cnn/fold0.json", b"{not json", "is not valid JSON"),
+    ("cnn/fold1.json", b'{"network": {"dense_units": "x"}}', "describes no buildable network"),
+    ("metadata.json", b"\xff\xfe", "is not valid JSON"),
+    ("radiomics_params.yaml", b"setting: [unclosed", "is not valid YAML"),
+    ("radiomics_params.yaml", b"!!python/object/apply:builtins.open ['MARKER', 'w']", "is not valid YAML"),
+])
+def test_a_forged_member_is_a_named_error_and_runs_no_code(bundle_dir, tmp_path, member, content, match):
+    import pickle
+
+    import skops.io as sio
+    from sklearn.linear_model import LogisticRegression
+
+    from cinescar.screening.bundle import load_bundle
+
+    marker = tmp_path / "code_ran"
+    forged_bytes = {
+        "pickle": lambda: pickle.dumps(_OpensAMarker(marker)),
+        "skops_evil": lambda: sio.dumps(_TouchesAMarkerOnLoad(marker)),
+        "skops_other": lambda: sio.dumps(LogisticRegression().fit([[0.0], [1.0]], [0, 1])),
+        "wrong_weights": lambda: _state_dict_bytes({"conv.weight": __import__("torch").zeros(1)}),
+        "not_a_state_dict": lambda: _state_dict_bytes([1, 2, 3]),
+    }
+    data = forged_bytes[content]() if isinstance(content, str) else content.replace(b"MARKER", str(marker).encode())
+    forged = _forge(bundle_dir, tmp_path / "bundle", member, data)
+    with pytest.raises(CinescarError, match=match) as err:
+        load_bundle(forged)
+    assert f"bundle {forged}: member {member} " in str(err.value)
+    assert "rebuild the bundle" in str(err.value)
+    assert not marker.exists()  # the forged object's code never ran
+
+
+def test_the_forged_objects_would_run_code_if_trusted(tmp_path):
+    """The control for the test above: each forged object does create its marker when a loader trusts it
+    (joblib, as format 2 loaded it; skops told to trust its type), so an absent marker means refused."""
+    import io
+    import pickle
+
+    import joblib
+    import skops.io as sio
+
+    first, second = tmp_path / "pickle_ran", tmp_path / "skops_ran"
+    joblib.load(io.BytesIO(pickle.dumps(_OpensAMarker(first)))).close()
+    blob = sio.dumps(_TouchesAMarkerOnLoad(second))
+    sio.loads(blob, trusted=sio.get_untrusted_types(data=blob))
+    assert first.exists() and second.exists()
+
+
+def test_an_old_joblib_bundle_is_refused_before_its_pickles_open(bundle_dir, tmp_path):
+    import pickle
+
+    from cinescar.screening.bundle import BUNDLE_JSON, load_bundle
+
+    marker = tmp_path / "code_ran"
+    old = _forge(bundle_dir, tmp_path / "bundle", "radiomics/fold0.joblib", pickle.dumps(_OpensAMarker(marker)))
+    listing = json.loads((old / BUNDLE_JSON).read_text())
+    listing["format"] = "cinescar-bundle/2"
+    (old / BUNDLE_JSON).write_text(json.dumps(listing))
+    with pytest.raises(CinescarError, match=f"bundle {old} has the old format cinescar-bundle/2.*rebuild"):
+        load_bundle(old)
+    assert not marker.exists()
+
+
+def test_a_forged_params_file_is_named_when_the_extractor_is_built(bundle_dir, tmp_path, capsys):
+    """Valid YAML that pyradiomics' schema rejects: named at the extraction (the extractor is built lazily),
+    and `cinescar screen` prints it as an error line, not an internal error."""
+    from cinescar.screening.bundle import load_bundle
+
+    forged = _forge(bundle_dir, tmp_path / "bundle", "radiomics_params.yaml", b"setting:\n  binCount: many\n")
+    with pytest.raises(CinescarError, match=f"bundle {forged}: member radiomics_params.yaml is not a usable "
+                                            "pyradiomics parameter file") as err:
+        load_bundle(forged).extractor()
+    assert "cinescar-bundle-" not in str(err.value)  # the temporary copy's path is not what the user should fix
+
+
+def test_cli_names_a_forged_member(study, bundle_dir, tmp_path, capsys):
+    from cinescar.cli import main
+
+    forged = _forge(bundle_dir, tmp_path / "bundle", "cnn/fold0.pt", b"not a torch file")
+    rc = main(["screen", "--bundle", str(forged), "--manifest", str(study.cohort / "manifest.csv"),
+               "--patient", _splits(study)["test"][0], "--no-gradcam"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "internal error" not in err
+    assert f"bundle {forged}: member cnn/fold0.pt is not plain network weights" in err
 
 
 # ------------------------------------------------------------------------------------------------ exams
@@ -399,7 +569,7 @@ def test_cli_prints_and_writes_the_result(study, bundle_dir, tmp_path, capsys):
     top = sorted(result["images"], key=lambda r: -r["dl"])[:2]
     assert [g["image_id"] for g in result["gradcam"]] == [r["image_id"] for r in top]
     assert all(Path(g["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for g in result["gradcam"])
-    assert result["bundle"]["sha256"] and result["bundle"]["format"] == "cinescar-bundle/2"
+    assert result["bundle"]["sha256"] and result["bundle"]["format"] == "cinescar-bundle/3"
 
     rc = main(["screen", "--bundle", str(bundle_dir), "--manifest", str(study.cohort / "manifest.csv"),
                "--patient", "NOBODY"])
@@ -504,7 +674,7 @@ def test_bundle_files_are_read_once_and_loaded_from_the_hashed_bytes(bundle_dir,
             opened.append(Path(file).relative_to(bundle_dir).as_posix())
         return real_open(file, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "open", counting_open)  # open(), joblib, torch
+    monkeypatch.setattr(builtins, "open", counting_open)  # open(), skops, torch
     monkeypatch.setattr(io, "open", counting_open)  # pathlib's read_bytes / read_text
     loaded = bundle_mod.load_bundle(bundle_dir)
     listed = set(loaded.listing["files"])
@@ -536,6 +706,7 @@ def test_no_credentials_or_absolute_paths_in_the_bundle(bundle_dir):
     assert json.loads((bundle_dir / METADATA_JSON).read_text())["config"]["mlflow"]["tracking_uri"].startswith(
         ("sqlite:///results", "sqlite:///<outside", "http"))
     assert all("+" not in r for r in requirements()), requirements()  # installable from a registry (no +cpu)
+    assert any(r.startswith("skops==") for r in requirements())  # a serving environment can read the models
 
 
 # ------------------------------------------------------------------------ the segmenter in the bundle (issue 22)

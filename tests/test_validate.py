@@ -116,3 +116,61 @@ def test_cli_validate_exit_codes(tiny_cohort, capsys):
     assert main(["validate", str(tiny_cohort)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and "T009" in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------ the manifest's own consistency (issue 25)
+
+
+def test_scar_slices_on_an_lge_negative_patient(tiny_cohort):
+    """T000 is LGE- (even index): scar slices on two myocardium slices contradict its label."""
+    _edit_manifest(tiny_cohort, lambda m: m.assign(scar_slices=np.where(m.patient_id == "T000", "3;4", m.scar_slices)))
+    msg = _problems(tiny_cohort)
+    assert "patient T000, file" in msg and "manifest.csv" in msg and "scar_slices '3;4' given for an LGE- patient" in msg
+
+
+def test_scar_slices_without_myocardium_in_either_mask(tiny_cohort):
+    """T001 is LGE+ with scar_slices 3;4: clear the myocardium of those slices in both masks."""
+    for phase in ("ED", "ES"):
+        path = tiny_cohort / "masks" / f"T001_{phase}.nii.gz"
+        arr = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+        arr[3:5] = 0
+        write_volume(arr, path)
+    msg = _problems(tiny_cohort)
+    assert "patient T001, file" in msg and "manifest.csv" in msg
+    assert "scar_slices [3, 4]: none of them holds myocardium in the ED or ES mask" in msg
+    # myocardium on one of them in one phase is enough: the patient then has an image of its scar
+    path = tiny_cohort / "masks" / "T001_ES.nii.gz"
+    arr = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+    arr[4] = sitk.GetArrayFromImage(sitk.ReadImage(str(tiny_cohort / "masks" / "T003_ES.nii.gz")))[4]
+    write_volume(arr, path)
+    validate_cohort(tiny_cohort)
+
+
+@pytest.mark.parametrize("value, ok", [("X", False), ("male", False), ("2", False), ("m", True), ("", True)])
+def test_sex_within_its_documented_values(tiny_cohort, value, ok):
+    _edit_manifest(tiny_cohort, lambda m: m.assign(sex=np.where(m.patient_id == "T005", value, m.sex)))
+    if ok:  # the clinical model codes m as M; an empty cell is an unknown value
+        validate_cohort(tiny_cohort, check_images=False)
+        return
+    with pytest.raises(CohortValidationError) as info:
+        validate_cohort(tiny_cohort, check_images=False)
+    assert f"patient T005, file {tiny_cohort / 'manifest.csv'}: clinical column sex = {value!r} is not one of M/F" in str(
+        info.value)
+
+
+def test_whitespace_in_ids_and_categorical_cells_is_a_warning_naming_the_cell(tiny_cohort, capsys):
+    def pad(m):
+        m.loc[m.patient_id == "T004", "sex"] = " F"
+        m.loc[m.patient_id == "T016", "vendor"] = "Philips "
+        m.loc[m.patient_id == "T002", "patient_id"] = "T002 "  # line 4 of manifest.csv (header is line 1)
+        return m
+
+    _edit_manifest(tiny_cohort, pad)
+    report = validate_cohort(tiny_cohort, check_images=False)
+    assert ("manifest.csv line 4, column patient_id: 'T002 ' has leading or trailing whitespace (checked as 'T002'"
+            in "\n".join(report.warnings))
+    assert any(w.startswith("manifest.csv line 6, column sex: ' F'") for w in report.warnings)
+    assert any(w.startswith("manifest.csv line 18, column vendor: 'Philips '") for w in report.warnings)
+    assert len([w for w in report.warnings if "whitespace" in w]) == 3
+    assert main(["validate", "--manifest-only", str(tiny_cohort)]) == 0
+    assert "warning: manifest.csv line 4, column patient_id" in capsys.readouterr().out

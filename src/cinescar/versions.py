@@ -10,8 +10,8 @@ import platform
 import sys
 from importlib import metadata
 
-PACKAGES = ("cinescar", "numpy", "scipy", "pandas", "scikit-learn", "joblib", "pyradiomics-bhklab", "pyradiomics",
-            "PyWavelets", "SimpleITK", "torch", "lightning", "monai", "optuna", "mlflow", "snakemake",
+PACKAGES = ("cinescar", "numpy", "scipy", "pandas", "scikit-learn", "joblib", "skops", "pyradiomics-bhklab",
+            "pyradiomics", "PyWavelets", "SimpleITK", "torch", "lightning", "monai", "optuna", "mlflow", "snakemake",
             "matplotlib")  # fmt: skip
 
 

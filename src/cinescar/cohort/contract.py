@@ -31,8 +31,15 @@ segmenter predicts it (`segmentation.masks`, `mask_source`)."""
 MASK_POLICIES = ("auto", "manual", "predicted")
 CLINICAL_NUMERIC = ["age", "height", "weight", "BMI", "LVEDV", "LVESV", "SV", "LVEF", "CO", "LVM", "MWT"]
 CLINICAL_CATEGORICAL = ["sex"]
+CATEGORICAL_VALUES: dict[str, tuple[str, ...]] = {"sex": ("M", "F")}
+"""The documented values of each categorical clinical column (docs/architecture.md). Compared after stripping
+and upper-casing, as the clinical model codes them (`cinescar.baselines.clinical`); any other value is an
+error, since that model would silently read it as missing."""
 COHORTS = ("internal", "external")
 PATIENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
+TEXT_COLUMNS = ["patient_id", "center", "vendor", "cohort", *CLINICAL_CATEGORICAL]
+"""The ID and categorical columns: a cell's surrounding whitespace is easy to miss and makes the value differ
+from the one the checks and outputs show, so validation names each such cell."""
 MANIFEST_COLUMNS = [*REQUIRED_COLUMNS, *FILE_COLUMNS, "scar_slices", CLINICAL_NUMERIC[0], *CLINICAL_CATEGORICAL,
                     *CLINICAL_NUMERIC[1:]]
 """Every column of the contract, in the order of docs/architecture.md (what the importers and the synthetic

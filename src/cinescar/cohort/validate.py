@@ -17,8 +17,9 @@ import pandas as pd
 import SimpleITK as sitk
 
 from cinescar.cohort import plausibility
-from cinescar.cohort.contract import (CLINICAL_NUMERIC, COHORTS, FILE_COLUMNS, IMAGE_COLUMNS, MANIFEST,
-                                      MASK_COLUMNS, PATIENT_ID_PATTERN, PHASES, REQUIRED_COLUMNS, has_path, as_stack, cohort_role, geometry_mismatch,
+from cinescar.cohort.contract import (CATEGORICAL_VALUES, CLINICAL_NUMERIC, COHORTS, FILE_COLUMNS, IMAGE_COLUMNS,
+                                      MANIFEST, MASK_COLUMNS, PATIENT_ID_PATTERN, PHASES, REQUIRED_COLUMNS,
+                                      TEXT_COLUMNS, as_stack, cohort_role, geometry_mismatch, has_path,
                                       parse_scar_slices, read_manifest, read_volume, resolve_inside, slugify)
 from cinescar.errors import CinescarError, CohortError
 
@@ -64,7 +65,9 @@ CHECKS = [
     "mask values are binary {0, 1} and the myocardium is not empty",
     "image intensities are finite and not constant",
     "scar_slices indices lie within the stack",
-    "clinical columns, where present, are numeric",
+    "scar_slices only on LGE+ patients (lge = 1), and at least one of them holds myocardium in the ED or ES mask",
+    "clinical columns, where present, are numeric; categorical ones within their documented values (sex: M/F)",
+    "ID and categorical cells without leading or trailing whitespace (a warning naming line and column)",
     "no image file is shared by two patients",
     "manifest: no repeated column, at least one patient; paths stay inside the cohort folder (unless opted in)",
     "plausible exam: scalar 3D stacks, in-plane spacing plausible and the slice axis the coarsest, resampled size "
@@ -107,6 +110,10 @@ def _check_rows(df: pd.DataFrame, manifest: Path, problems: list[CohortError]) -
             ok = False
         if not ok:
             problems.append(CohortError(f"lge label {lge!r} missing or not 0/1", pid, manifest))
+        elif float(lge) == 0.0 and "scar_slices" in df.columns and not _blank(r["scar_slices"]):
+            problems.append(CohortError(f"scar_slices {r['scar_slices']!r} given for an LGE- patient (lge = 0): "
+                                        "only LGE+ patients have scar slices; correct lge or clear scar_slices",
+                                        pid, manifest))
         for col in ("center", "vendor"):
             if pd.isna(r[col]) or str(r[col]).strip() == "":
                 problems.append(CohortError(f"empty {col}", pid, manifest))
@@ -117,6 +124,30 @@ def _check_rows(df: pd.DataFrame, manifest: Path, problems: list[CohortError]) -
                 except (TypeError, ValueError):
                     problems.append(CohortError(f"clinical column {col} = {r[col]!r} is not a number",
                                                 pid, manifest))
+        for col, allowed in CATEGORICAL_VALUES.items():
+            if col in df.columns and not _blank(r[col]) and str(r[col]).strip().upper() not in allowed:
+                problems.append(CohortError(f"clinical column {col} = {r[col]!r} is not one of "
+                                            f"{'/'.join(allowed)} (leave the cell empty when unknown)",
+                                            pid, manifest))
+
+
+def _blank(value: object) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value)) or str(value).strip() == ""
+
+
+def whitespace_warnings(df: pd.DataFrame, manifest: Path) -> list[str]:
+    """One warning per ID or categorical cell with leading or trailing whitespace, naming its line and column.
+
+    Why only a warning: the checks read these cells stripped, so the cohort passes, but later steps may keep
+    the value as typed (`"P041 "` in an output where a user looks for `P041`); whitespace-only cells are
+    reported as empty by the other checks."""
+    out = []
+    for col in (c for c in TEXT_COLUMNS if c in df.columns):
+        for i, value in enumerate(df[col]):
+            if isinstance(value, str) and value.strip() and value != value.strip():
+                out.append(f"{manifest.name} line {i + 2}, column {col}: {value!r} has leading or trailing "
+                           f"whitespace (checked as {value.strip()!r}, kept as typed by later steps): remove it")
+    return out
 
 
 def _check_splittable(df: pd.DataFrame, cfg: dict, manifest: Path) -> list[CohortError]:
@@ -151,6 +182,7 @@ def check_exam(pid: str, files: dict[str, Path], scar_slices: list[int] | None =
     problems: list[CohortError] = []
     n_slices: dict[str, int] = {}
     arrays: dict[str, np.ndarray] = {}
+    myocardium: dict[str, set[int]] = {}  # per phase whose mask is usable: the slices holding myocardium
     warn = warnings if warnings is not None else []
 
     def add(found: plausibility.Findings, default_col: str) -> bool:
@@ -211,6 +243,7 @@ def check_exam(pid: str, files: dict[str, Path], scar_slices: list[int] | None =
             problems.append(CohortError(f"{phase}: mask is empty (no myocardium)", pid, files[mask_col]))
         else:
             add(plausibility.check_myocardium(phase, marr, mask_col), mask_col)
+            myocardium[phase] = {int(z) for z in np.flatnonzero(marr.reshape(marr.shape[0], -1).any(axis=1))}
     if len(arrays) == 2 and not same_file:
         add(plausibility.check_distinct_pixels(arrays["ed_image"], arrays["es_image"]), "es_image")
     if scar_slices and n_slices:
@@ -218,6 +251,13 @@ def check_exam(pid: str, files: dict[str, Path], scar_slices: list[int] | None =
         bad_slices = [s for s in scar_slices if s < 0 or s >= depth]
         if bad_slices:
             problems.append(CohortError(f"scar_slices {bad_slices} outside the stack of {depth} slices", pid, source))
+        elif set(myocardium) == set(PHASES):  # only with every mask read and usable (none given: nothing to check)
+            held = set().union(*myocardium.values())
+            if not held & set(scar_slices):
+                problems.append(CohortError(
+                    f"scar_slices {scar_slices}: none of them holds myocardium in the ED or ES mask (myocardium on "
+                    f"slices {sorted(held)}), so no image of the patient shows its scar; correct scar_slices or "
+                    "the masks", pid, source))
     return problems, n_slices
 
 
@@ -274,6 +314,7 @@ def validate_cohort(cohort_dir: str | Path, check_images: bool = True, cfg: dict
     if problems and any("required column" in p.message for p in problems):
         raise CohortValidationError(problems, cohort_dir)
     report = ValidationReport(cohort_dir=str(cohort_dir), checks=list(CHECKS))
+    report.warnings.extend(whitespace_warnings(df, manifest))
     seen_files: dict[Path, str] = {}
     slices: dict[str, int] = {}
     for _, r in df.iterrows():

@@ -12,23 +12,26 @@ Layout (`results/bundle/`):
 
 | file | content |
 |---|---|
-| `bundle.json` | format (`cinescar-bundle/2`), creation time, cinescar version, SHA-256 of every other file |
+| `bundle.json` | format (`cinescar-bundle/3`), creation time, cinescar version, SHA-256 of every other file |
 | `metadata.json` | per model the folds it averages, the final-model rule, the cut-off and its validation sensitivity, preprocessing settings, training ranges (for the out-of-distribution check), config, package versions, SHA-256 of the training manifest |
 | `radiomics_params.yaml` | the pyradiomics parameter file, copied |
-| `radiomics/fold{f}.joblib` | the fitted `RadiomicsModel` of each fold the final model uses, at the chosen k (imputer, scaler, selected features, classifier) |
-| `fusion/fold{f}.joblib` | the fitted `FusionModel` of each fold the final model uses, at the chosen k and classifier |
+| `radiomics/fold{f}.skops` | the fitted `RadiomicsModel` of each fold the final model uses, at the chosen k (imputer, scaler, selected features, classifier) |
+| `fusion/fold{f}.skops` | the fitted `FusionModel` of each fold the final model uses, at the chosen k and classifier |
 | `cnn/fold{f}.pt`, `cnn/fold{f}.json` | CNN weights (a plain state_dict) and hyper-parameters of each fold a model needs: the DL model's, and the fused model's (its DL features come from its own fold's CNN) |
 
 A model's patient probability is the mean over its fold models of each fold model's patient probability
 (the maximum over the exam's images), as in the evaluation (`cinescar.evaluation.screening.final_probabilities`);
 with one fold that is the fold model's own.
 
-Loading is safe by construction as far as it can be: `bundle.json` (plain JSON) is read first; the format
-version is checked and the SHA-256 of *every* listed file is compared **before** anything is unpickled;
-CNN weights are read with `torch.load(weights_only=True)`. The scikit-learn parts are pickles (joblib), so
-a bundle runs code when loaded: load only bundles from sources you trust (docs/screening.md). Hashes stored
-next to the files detect corruption and accidental edits, not a deliberate forger who rewrites bundle.json;
-pin `bundle.json`'s own digest (`expected_digest`, `cinescar screen --bundle-sha256`) for that.
+Loading runs no code from the bundle: `bundle.json` (plain JSON) is read first; the format version is
+checked and the SHA-256 of *every* listed file is compared **before** anything is deserialized; then each
+member is read by `cinescar.screening.members` in a format whose loading cannot execute code -- JSON and YAML
+as data, CNN weights with `torch.load(weights_only=True)`, the scikit-learn models with `skops.io` trusting
+only `members.TRUSTED_TYPES` -- and any member that fails is a `CinescarError` naming it and the bundle.
+Format 2 (joblib pickles, which run code when loaded) is refused with the advice to rebuild. Hashes stored
+next to the files detect corruption and accidental edits, not a deliberate forger who rewrites bundle.json
+(who can now make a bundle give wrong numbers, but not run code); pin `bundle.json`'s own digest
+(`expected_digest`, `cinescar screen --bundle-sha256`) for that.
 """
 
 from __future__ import annotations
@@ -37,7 +40,6 @@ import hashlib
 import json
 import logging
 import shutil
-import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -49,17 +51,20 @@ from cinescar import __version__
 from cinescar.versions import package_versions
 from cinescar.errors import CinescarError
 from cinescar.models import IMAGE_MODELS, MODEL_LABELS
+from cinescar.screening.members import dump_sklearn, load_json, load_sklearn, load_weights, load_yaml, member_error
 
 log = logging.getLogger(__name__)
 
 FORMAT_NAME = "cinescar-bundle"
-FORMAT_VERSION = 2  # 2: every fold of the final model (mean rule), files radiomics|fusion/fold{f}.joblib
+FORMAT_VERSION = 3
+"""3: scikit-learn models as skops files (radiomics|fusion/fold{f}.skops), loaded without running code;
+2: every fold of the final model (mean rule), as joblib pickles (refused: they run code when loaded)."""
 FORMAT = f"{FORMAT_NAME}/{FORMAT_VERSION}"
 BUNDLE_JSON = "bundle.json"
 METADATA_JSON = "metadata.json"
 RADIOMICS_PARAMS = "radiomics_params.yaml"
-RADIOMICS_MODEL = "radiomics/fold{fold}.joblib"
-FUSION_MODEL = "fusion/fold{fold}.joblib"
+RADIOMICS_MODEL = "radiomics/fold{fold}.skops"
+FUSION_MODEL = "fusion/fold{fold}.skops"
 MODELS = IMAGE_MODELS
 """The models a bundle ships: the paper's image models (the clinical and combined models need clinical inputs a
 screened exam does not carry)."""
@@ -264,8 +269,6 @@ def build_bundle(
     the workflow's whole config (default `cfg`), is only recorded (metadata `config`, `config_hash`, the
     training cohort's name) as the bundle's provenance.
     """
-    import joblib
-
     from cinescar.config import config_hash
     from cinescar.fusion.run import load_model as load_fusion
     from cinescar.radiomics.run import load_model as load_radiomics
@@ -283,12 +286,12 @@ def build_bundle(
     for fold in folds["radiomics"]:
         rad = load_radiomics(_by_fold(radiomics_models, fold, "radiomics model"), chosen_k_path=radiomics_chosen_k)
         rad_files[str(fold)] = RADIOMICS_MODEL.format(fold=fold)
-        joblib.dump(rad, tmp / rad_files[str(fold)])
+        dump_sklearn(rad, tmp / rad_files[str(fold)], rad_files[str(fold)])
         selected["radiomics"][str(fold)] = list(rad.selected)
     for fold in folds["fusion"]:
         fus = load_fusion(_by_fold(fusion_models, fold, "fusion model"), choice_path=fusion_choice)
         fus_files[str(fold)] = FUSION_MODEL.format(fold=fold)
-        joblib.dump(fus, tmp / fus_files[str(fold)])
+        dump_sklearn(fus, tmp / fus_files[str(fold)], fus_files[str(fold)])
         selected["fusion"][str(fold)] = list(fus.selected)
     cnns = {}
     for fold in sorted({*folds["dl"], *folds["fusion"]}):
@@ -362,7 +365,7 @@ def _safe_member(root: Path, name: str) -> Path:
 
 
 def verify_bundle(path: str | Path, expected_digest: str | None = None) -> tuple[dict, str]:
-    """Check format version and every file's SHA-256 without unpickling anything; (bundle.json, its digest)."""
+    """Check format version and every file's SHA-256 without deserializing anything; (bundle.json, its digest)."""
     listing, digest, _root, _data = _verified_bytes(path, expected_digest)
     return listing, digest
 
@@ -390,6 +393,10 @@ def _verified_bytes(path: str | Path, expected_digest: str | None = None) -> tup
     name, _, version = fmt.partition("/")
     if name != FORMAT_NAME or not version.isdigit():
         raise CinescarError(f"{index_file}: format {fmt!r} is not a cinescar bundle format ({FORMAT})")
+    if int(version) == 2:
+        raise CinescarError(f"bundle {root} has the old format {fmt}, whose scikit-learn models are joblib pickles "
+                            f"(loading them can run code); cinescar {__version__} reads {FORMAT} only (skops, no "
+                            "code): rebuild the bundle (snakemake results/bundle/bundle.json --forcerun bundle)")
     if int(version) != FORMAT_VERSION:
         raise CinescarError(f"bundle {root} has the incompatible format version {fmt}; cinescar {__version__} reads "
                             f"{FORMAT} only: rebuild the bundle (snakemake results/bundle/bundle.json) or use the "
@@ -476,13 +483,19 @@ class Bundle:
 
             from cinescar.radiomics.restricted import restricted_extractor
 
-            if self._params_bytes is None:
-                self._extractor = restricted_extractor(self.radiomics_params, self.radiomics_features_needed())
-            else:  # pyradiomics reads a file: give it the verified bytes, not the file on disk again
-                with tempfile.TemporaryDirectory(prefix="cinescar-bundle-") as tmp:
-                    params = Path(tmp) / Path(self.meta["radiomics_params"]).name
+            needed = self.radiomics_features_needed()
+            member = self.meta["radiomics_params"]
+            with tempfile.TemporaryDirectory(prefix="cinescar-bundle-") as tmp:
+                params = self.radiomics_params
+                if self._params_bytes is not None:  # pyradiomics reads a file: the verified bytes, not the disk's
+                    params = Path(tmp) / Path(member).name
                     params.write_bytes(self._params_bytes)
-                    self._extractor = restricted_extractor(params, self.radiomics_features_needed())
+                try:
+                    self._extractor = restricted_extractor(params, needed)
+                except Exception as exc:  # pyradiomics' schema check (or a name it rejects): say which member
+                    why = " ".join(str(exc).replace(str(params), member).split())[:300]
+                    raise member_error(self.root, member,
+                                       f"is not a usable pyradiomics parameter file ({why})") from None
         return self._extractor
 
     def describe(self) -> dict:
@@ -493,40 +506,29 @@ class Bundle:
                 "external_cohorts": self.meta.get("external_cohorts", [])}
 
 
-def _load_pickle(data: bytes, name: str) -> Any:
-    """joblib.load of hash-verified bytes; scikit-learn version differences become one logged warning."""
-    import io
-
-    import joblib
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        obj = joblib.load(io.BytesIO(data))
-    for w in caught:
-        if "Version" in type(w.message).__name__ or "version" in str(w.message).lower():
-            log.warning("%s: %s", name, w.message)
-    return obj
-
-
-def _load_cnn(weights: bytes, hparams: bytes) -> Any:
-    """A CNN from verified bytes: the network its hyper-parameters describe, weights with weights_only."""
-    import io
-
-    import torch
-
+def _load_cnn(root: Path, weights: str, hparams: str, data: dict[str, bytes]) -> Any:
+    """A CNN from verified bytes: the network its hyper-parameters member describes, weights with weights_only."""
     from cinescar.dl.network import build_network
 
-    net = build_network(json.loads(hparams.decode("utf-8"))["network"])
-    net.load_state_dict(torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True))
-    return net.eval()
+    hp = load_json(root, hparams, data[hparams])
+    if not isinstance(hp, dict) or not isinstance(hp.get("network"), dict):
+        raise member_error(root, hparams, "has no 'network' hyper-parameters mapping")
+    try:
+        net = build_network(hp["network"])
+    except (TypeError, ValueError, KeyError, RuntimeError) as exc:
+        raise member_error(root, hparams, f"describes no buildable network ({type(exc).__name__}: {exc})") from None
+    return load_weights(net, root, weights, data[weights])
 
 
 def load_bundle(path: str | Path, expected_digest: str | None = None) -> Bundle:
-    """Verify (format, every hash), then load from the very bytes that were hashed: JSON first, CNN weights with
-    weights_only, pickles last. Each file is read once."""
+    """Verify (format, every hash), then load from the very bytes that were hashed: JSON and YAML as data, CNN
+    weights with weights_only, scikit-learn models with skops (trusted types only). Each file is read once."""
+    from cinescar.fusion.model import FusionModel
+    from cinescar.radiomics.model import RadiomicsModel
+
     listing, digest, root, data = _verified_bytes(path, expected_digest)
+    meta = load_json(root, METADATA_JSON, data[METADATA_JSON])
     try:
-        meta = json.loads(data[METADATA_JSON].decode("utf-8"))
         fold_files = {m: {int(f): name for f, name in meta["models"][m]["files"].items()} for m in ("radiomics", "fusion")}
         needed = {meta["radiomics_params"], *fold_files["radiomics"].values(), *fold_files["fusion"].values()}
         needed |= {f for entry in meta["cnn"].values() for f in (entry["weights"], entry["hparams"])}
@@ -537,21 +539,23 @@ def load_bundle(path: str | Path, expected_digest: str | None = None) -> Bundle:
             float(meta["models"][model]["cutoff"])
         cnn_files = {int(fold): (entry["weights"], entry["hparams"]) for fold, entry in meta["cnn"].items()}
         meta["preprocessing"], meta["training_ranges"], meta["gradcam"], meta["screening"]  # noqa: B018
-    except (KeyError, TypeError, AttributeError, ValueError, UnicodeDecodeError) as exc:
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise CinescarError(f"bundle {root}: {METADATA_JSON} is malformed ({type(exc).__name__}: {exc}); rebuild the "
                             "bundle (snakemake results/bundle/bundle.json)") from None
     unlisted = sorted(needed - set(data))
     if unlisted:
         raise CinescarError(f"bundle {root}: {unlisted} are used but not listed (hashed) in {BUNDLE_JSON}")
+    load_yaml(root, meta["radiomics_params"], data[meta["radiomics_params"]])
     theirs = meta.get("versions", {}).get("scikit-learn")
     from importlib.metadata import version
 
     if theirs and theirs != version("scikit-learn"):
         log.warning("bundle %s was made with scikit-learn %s, this environment has %s: predictions may differ",
                     root, theirs, version("scikit-learn"))
-    cnns = {fold: _load_cnn(data[w], data[h]) for fold, (w, h) in cnn_files.items()}
-    radiomics = {f: _load_pickle(data[name], name) for f, name in fold_files["radiomics"].items()}
-    fusion = {f: _load_pickle(data[name], name) for f, name in fold_files["fusion"].items()}
+    cnns = {fold: _load_cnn(root, w, h, data) for fold, (w, h) in cnn_files.items()}
+    radiomics = {f: load_sklearn(root, name, data[name], expected=RadiomicsModel)
+                 for f, name in fold_files["radiomics"].items()}
+    fusion = {f: load_sklearn(root, name, data[name], expected=FusionModel) for f, name in fold_files["fusion"].items()}
     segmenter = None
     if meta.get("segmentation"):
         from cinescar.segmentation.bundle_member import load_segmenter_member

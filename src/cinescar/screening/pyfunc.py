@@ -3,7 +3,7 @@
 The model itself is `cinescar.screening.pyfunc_model.ScreeningModel`, logged "from code" (MLflow's
 recommended way): MLflow stores that small file and runs it when it loads the model, so loading runs only
 the serving code, never this registration code. Its only artifact is the bundle folder: `load_context`
-loads it with `load_bundle` (hashes checked before anything is unpickled) and `predict` screens one exam
+loads it with `load_bundle` (hashes checked before anything is deserialized) and `predict` screens one exam
 per input row. So `mlflow.pyfunc.load_model("models:/cinescar-scar-screening@champion").predict(df)` gives
 exactly what `cinescar screen` gives, for any consumer of the registry.
 
@@ -65,8 +65,9 @@ def input_example() -> pd.DataFrame:
 def requirements() -> list[str]:
     """Pinned requirements recorded with the model (given explicitly: MLflow's inference would load the model)."""
     versions = package_versions()
-    names = ("numpy", "scipy", "pandas", "scikit-learn", "torch", "SimpleITK", "pyradiomics-bhklab", "PyWavelets",
-             "mlflow")  # fmt: skip
+    # skops reads the bundle's scikit-learn models (format 3)
+    names = ("numpy", "scipy", "pandas", "scikit-learn", "skops", "torch", "SimpleITK", "pyradiomics-bhklab",
+             "PyWavelets", "mlflow")  # fmt: skip
     # a local version label (torch 2.13.0+cpu) names a wheel only PyTorch's own index serves: pin the release
     return [f"{n}=={versions[n].split('+', 1)[0]}" for n in names if n in versions]
 

@@ -3,7 +3,8 @@ when it loads the model (it ends with `mlflow.models.set_model`).
 
 Kept apart from the registration code (`cinescar.screening.pyfunc`) so that loading the model runs only
 what serving needs: this class, the bundle loader and the screening of an exam. The pyfunc layer holds no
-pickle; the bundle's scikit-learn parts still are pickles, loaded only after their hashes check out.
+pickle; the bundle's members are loaded without running code (`cinescar.screening.members`) once their
+hashes check out.
 """
 
 from __future__ import annotations
