@@ -271,7 +271,7 @@ def screen_exam(bundle: Bundle, exam: Exam, gradcam_dir: str | Path | None = Non
     timing["checks"] = time.perf_counter() - t0
 
     t = time.perf_counter()
-    from cinescar.screening.segment import segment_exam
+    from cinescar.screening.exam_masks import segment_exam
 
     files = dict(exam.files)  # predicted masks join the exam's files (in the read cache only)
     seg_meta = bundle.meta.get("segmentation") or {}
