@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
-from pydicom.uid import generate_uid
 from screening_fixtures import train_tiny_study, working_dir
 
 from cinescar.errors import CohortError
@@ -73,35 +72,14 @@ def _nifti(study, pid: str) -> dict[str, Path]:
     return {phase: study.cohort / row[f"{phase.lower()}_image"] for phase in ("ED", "ES")}
 
 
-def write_cine(folder: Path, phase_images: list[sitk.Image]) -> Path:
-    """One classic MR series holding every (slice, phase) of `phase_images` (same geometry), pixels as stored."""
-    ref = phase_images[0]
-    direction = np.array(ref.GetDirection()).reshape(3, 3)
-    sx, sy, sz = ref.GetSpacing()
-    study_uid, series_uid, for_uid = generate_uid(), generate_uid(), generate_uid()
-    times = F.trigger_times(len(phase_images))
-    folder.mkdir(parents=True, exist_ok=True)
-    for p, image in enumerate(phase_images):
-        arr = sitk.GetArrayFromImage(image)
-        assert arr.min() >= 0 and np.array_equal(arr, np.round(arr))  # stored as uint16 exactly
-        for s in range(arr.shape[0]):
-            ipp = np.array(ref.GetOrigin()) + s * sz * direction[:, 2]
-            ds = F.mr_dataset(arr[s], study_uid=study_uid, series_uid=series_uid, for_uid=for_uid, series_number=10,
-                              instance_number=p * arr.shape[0] + s + 1, ipp=ipp, trigger_time=times[p],
-                              n_phases=len(phase_images), iop=(direction[:, 0], direction[:, 1]), spacing=(sy, sx))
-            ds.RescaleSlope, ds.RescaleIntercept = 1.0, 0.0
-            ds.save_as(folder / f"IM{p:02d}{s:03d}.dcm", enforce_file_format=True)
-    return folder
-
-
 @pytest.fixture(scope="module")
 def cine_dir(study, patient, tmp_path_factory) -> Path:
     """ED, (ED+ES)/2, ES, (ED+ES)/2 of the test patient as one DICOM cine folder."""
     images = {k: sitk.ReadImage(str(v)) for k, v in _nifti(study, patient).items()}
-    blend = sitk.Cast(sitk.Cast(images["ED"], sitk.sitkFloat32) * 0.5 + sitk.Cast(images["ES"], sitk.sitkFloat32)
-                      * 0.5, sitk.sitkFloat32)
-    blend = sitk.Cast(sitk.Round(blend), images["ED"].GetPixelID())
-    return write_cine(tmp_path_factory.mktemp("cine") / patient, [images["ED"], blend, images["ES"], blend])
+    ed, es = (sitk.Cast(images[p], sitk.sitkFloat32) for p in ("ED", "ES"))
+    blend = sitk.Cast(sitk.Round(ed * 0.5 + es * 0.5), images["ED"].GetPixelID())
+    folder = tmp_path_factory.mktemp("cine") / patient
+    return F.write_cine_from_images(folder, [images["ED"], blend, images["ES"], blend])
 
 
 def test_a_dicom_cine_screens_like_its_nifti_exam(study, seg_bundle_dir, patient, cine_dir, tmp_path, caplog):

@@ -140,7 +140,8 @@ def write_dicom_outputs(dicom, segmentations: Mapping[str, Any], result: dict[st
     index = {"ED": dicom.selection.ed, "ES": dicom.selection.es}
     segs = {}
     for phase, stack in segmentations.items():
-        segs[phase] = str(write_seg(dicom.cine, index[phase], stack.on_image_grid(), out_dir / f"{pid}_{phase}_seg.dcm"))
+        path = out_dir / f"{pid}_{phase}_seg.dcm"
+        segs[phase] = str(write_seg(dicom.cine, index[phase], stack.on_image_grid(), path))
     sc = write_secondary_capture(dicom.cine, render_result(result), out_dir / f"{pid}_result_sc.dcm",
                                  phase=dicom.selection.ed, description="cinescar screening result")
     return {"seg": segs, "secondary_capture": str(sc)}
