@@ -225,3 +225,28 @@ def toy_segmenter(image):
     labels = sitk.GetImageFromArray(out)
     labels.CopyInformation(image)
     return labels
+
+
+def write_cine_from_images(folder: Path, phase_images: list) -> Path:
+    """One classic MR series holding every (slice, phase) of `phase_images` (SimpleITK 3D images of one geometry,
+    non-negative integer pixels, stored as they are: slope 1, intercept 0), so a reader must give them back."""
+    import SimpleITK as sitk
+
+    ref = phase_images[0]
+    direction = np.array(ref.GetDirection()).reshape(3, 3)
+    sx, sy, sz = ref.GetSpacing()
+    study_uid, series_uid, for_uid = generate_uid(), generate_uid(), generate_uid()
+    times = trigger_times(len(phase_images))
+    folder.mkdir(parents=True, exist_ok=True)
+    for p, image in enumerate(phase_images):
+        arr = sitk.GetArrayFromImage(image)
+        if arr.min() < 0 or not np.array_equal(arr, np.round(arr)):
+            raise ValueError("pixels must be non-negative integers (stored as uint16 exactly)")
+        for s in range(arr.shape[0]):
+            ipp = np.array(ref.GetOrigin()) + s * sz * direction[:, 2]
+            ds = mr_dataset(arr[s], study_uid=study_uid, series_uid=series_uid, for_uid=for_uid, series_number=10,
+                            instance_number=p * arr.shape[0] + s + 1, ipp=ipp, trigger_time=times[p],
+                            n_phases=len(phase_images), iop=(direction[:, 0], direction[:, 1]), spacing=(sy, sx))
+            ds.RescaleSlope, ds.RescaleIntercept = 1.0, 0.0
+            ds.save_as(folder / f"IM{p:02d}{s:03d}.dcm", enforce_file_format=True)
+    return folder

@@ -225,7 +225,24 @@ def read_volume(path: str | Path, patient_id: str | None = None, cache: dict | N
         raise CohortError(f"unreadable image ({first[:200]})", patient_id, path) from None
 
 
+MULTI_PHASE = "a multi-phase cine: use cinescar import-dicom or screen the folder directly"
+
+
+def _refuse_multiphase(path: Path, patient_id: str | None) -> None:
+    """A folder holding several trigger times at one slice position is a cine (every phase), not one phase:
+    SimpleITK would stack its phases as slices without an error, so it is refused by name (headers only)."""
+    from cinescar.dicom.headers import scan_folder
+    from cinescar.dicom.stack import trigger_times_per_position
+
+    frames, _ = scan_folder(path)
+    n = trigger_times_per_position(frames)
+    if n > 1:
+        raise CohortError(f"folder holds {n} trigger times at one slice position, {MULTI_PHASE} (ED and ES "
+                          "are then picked from it)", patient_id, path)
+
+
 def _read_dicom_series(path: Path, patient_id: str | None) -> sitk.Image:
+    _refuse_multiphase(path, patient_id)
     reader = sitk.ImageSeriesReader()
     series = reader.GetGDCMSeriesIDs(str(path))
     if not series:

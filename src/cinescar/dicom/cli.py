@@ -27,13 +27,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vendor", default=None, help="vendor column (default: labels file, else the DICOM "
                         "Manufacturer)")
     parser.add_argument("--cohort", choices=COHORTS, default="internal")
+    parser.add_argument("--bundle", type=Path, default=None, help="model bundle whose segmenter picks ES and "
+                        "writes the myocardium masks (default: none: masks left empty, --phases needed)")
+    parser.add_argument("--bundle-sha256", default=None, help="refuse the bundle unless bundle.json has this SHA-256")
+
+
+def bundle_segmenter(bundle: Path, sha256: str | None = None) -> tuple:
+    """(lv_volume_ml, segmenter) callables of a bundle's segmenter, as `import_dicom_api` takes them.
+
+    The importer wants a label image with the myocardium at 1: the segmenter's own myocardium mask is one."""
+    from cinescar.errors import CinescarError
+    from cinescar.screening.bundle import load_bundle
+
+    seg = load_bundle(bundle, expected_digest=sha256).segmenter
+    if seg is None:
+        raise CinescarError(f"bundle {bundle} carries no segmenter (the study ran with segmentation.enabled: false)")
+    return seg.lv_volume_ml, lambda image: seg.segment_image(image)[0]
 
 
 def main(args: argparse.Namespace) -> int:
     from cinescar.dicom.importer import import_dicom_api
 
+    lv_volume_ml, segmenter = bundle_segmenter(args.bundle, args.bundle_sha256) if args.bundle else (None, None)
     summary = import_dicom_api(args.root, args.out, labels=args.labels, series=args.series, phases=args.phases,
-                               center=args.center, vendor=args.vendor, cohort=args.cohort)
+                               lv_volume_ml=lv_volume_ml, segmenter=segmenter, center=args.center,
+                               vendor=args.vendor, cohort=args.cohort)
     print(f"Imported {summary['imported']} DICOM exam(s) into {args.out} (masks "
           f"{'written' if summary['masks'] else 'left empty'}); phases: {Path(args.out) / PHASE_CSV}")
     for p in summary["patients"]:

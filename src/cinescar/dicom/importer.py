@@ -173,7 +173,8 @@ def _manufacturer(exam: DicomExam) -> str:
         return ""
 
 
-def _series(text: str | None) -> list[int] | None:
+def parse_series(text: str | None) -> list[int] | None:
+    """`"7"` or `"7,8"` -> [7, 8] (the --series of import-dicom and screen); None/empty -> None."""
     if text is None or not str(text).strip():
         return None
     try:
@@ -188,7 +189,7 @@ def import_dicom_api(root: str | Path, out: str | Path, *, labels: str | Path | 
                      center: str | None = None, vendor: str | None = None, cohort: str = "internal") -> dict:
     """`cinescar import-dicom` as a function; `series`/`phases` may be the command line's text."""
     if isinstance(series, str):
-        series = _series(series)
+        series = parse_series(series)
     if isinstance(phases, str):
         phases = parse_phases(phases)
     return import_dicom(root, out, labels=labels, series=series, phases=phases, lv_volume_ml=lv_volume_ml,

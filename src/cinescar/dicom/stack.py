@@ -101,6 +101,20 @@ def _normal(f: FrameHeader) -> np.ndarray:
     return n / norm if norm > 0 else n
 
 
+def trigger_times_per_position(frames: Sequence[FrameHeader], decimals: int = 1) -> int:
+    """The largest number of distinct trigger times at one slice position (position on the plane normal,
+    rounded to `decimals` mm): 1 for a single-phase series, the phase count for a cine.
+
+    Why: SimpleITK's series reader stacks a cine's phases as extra slices without an error; the contract's
+    DICOM-folder path asks this first (`cinescar.cohort.contract.read_volume`)."""
+    times: dict[tuple, set[float]] = defaultdict(set)
+    for f in frames:
+        if f.trigger_time is not None:
+            key = (f.frame_of_reference_uid, round(float(np.dot(f.position, _normal(f))), decimals))
+            times[key].add(round(float(f.trigger_time), 3))
+    return max((len(v) for v in times.values()), default=0)
+
+
 def _cluster(values: Iterable[float]) -> list[float]:
     """Distinct values, those within POSITION_TOLERANCE_MM of the previous one merged (sorted, mean)."""
     out: list[list[float]] = []

@@ -23,10 +23,11 @@ def predicted_key(phase: str) -> Path:
 
 
 def segment_exam(segmenter, patient_id: str, files: dict[str, Path], volumes: dict, qc: dict,
-                 phases: list[str] | None = None) -> dict[str, Any]:
+                 phases: list[str] | None = None, stacks: dict | None = None) -> dict[str, Any]:
     """Segment the phases whose mask is missing; put each predicted mask in `files` and the read cache.
 
-    Returns {"mask_source": {phase: manual|predicted}, "qc_flags": [...], "lv": {...}}.
+    Returns {"mask_source": {phase: manual|predicted}, "qc_flags": [...], "lv": {...}}. `stacks`, when given,
+    receives each phase's `StackSegmentation` (myocardium and cavity), what a DICOM SEG is written from.
     """
     from cinescar.segmentation.measures import ejection_fraction, volumes as stack_volumes
     from cinescar.segmentation.qc import exam_flags, stack_flags
@@ -47,6 +48,8 @@ def segment_exam(segmenter, patient_id: str, files: dict[str, Path], volumes: di
         key = predicted_key(phase)
         volumes[key] = mask
         files[mask_col] = key
+        if stacks is not None:
+            stacks[phase] = seg
         flags_by_phase[phase] = stack_flags(seg.labels, seg.confidence, qc)
         vols[phase] = stack_volumes(seg.labels, seg.slice_mm, segmenter.settings.spacing_mm)
     flags = exam_flags(flags_by_phase, vols["ED"], qc) if "ED" in vols else [

@@ -69,17 +69,21 @@ def _stem(path: Path) -> str:
     return path.name.split(".", 1)[0].lower()
 
 
+def folder_patient_id(folder: Path, patient_id: str | None = None) -> str:
+    """The ID an exam folder is reported under: `patient_id` (checked), else the folder's name, else 'exam'."""
+    from cinescar.cohort.contract import checked_patient_id
+
+    if patient_id is not None:
+        return checked_patient_id(patient_id, folder)  # it names output files: refused, not replaced silently
+    return folder.name if PATIENT_ID_PATTERN.match(folder.name) else "exam"
+
+
 def exam_from_folder(folder: str | Path, patient_id: str | None = None, masks_optional: bool = True) -> Exam:
     """An exam folder: `ED`, `ED_mask`, `ES`, `ES_mask` as image files of any SimpleITK format
     (`ED.nii.gz`, `ED_mask.mha`, ...) or as folders holding one DICOM series each (`ED/`, `ED_mask/`, ...).
     The masks may be left out (issue 22): the bundle's segmenter then predicts them."""
-    from cinescar.cohort.contract import checked_patient_id
-
     folder = Path(folder)
-    if patient_id is not None:
-        pid = checked_patient_id(patient_id, folder)  # it names output files: refused, not replaced silently
-    else:
-        pid = folder.name if PATIENT_ID_PATTERN.match(folder.name) else "exam"
+    pid = folder_patient_id(folder, patient_id)
     if not folder.is_dir():
         raise CohortError("exam folder does not exist", pid, folder)
     entries = [p for p in folder.iterdir() if not p.name.startswith(".")
@@ -254,11 +258,14 @@ def _decision(prob: float | None, cutoff: float) -> tuple[str, bool | None]:
 
 
 def screen_exam(bundle: Bundle, exam: Exam, gradcam_dir: str | Path | None = None,
-                gradcam_images: int | None = None) -> dict[str, Any]:  # fmt: skip
+                gradcam_images: int | None = None, volumes: dict | None = None,
+                segmentations: dict | None = None) -> dict[str, Any]:  # fmt: skip
     """Screen one exam; returns the JSON-ready result (docs/screening.md, "The result").
 
     Raises CohortError for an exam that cohort validation would reject. Grad-CAM overlays of the images with
-    the highest DL probability are written to `gradcam_dir` when given.
+    the highest DL probability are written to `gradcam_dir` when given. `volumes` may hold images already in
+    memory under their `exam.files` keys (a DICOM cine's ED/ES, `dicom_exam.exam_inputs`); `segmentations`,
+    when given, receives each predicted phase's `StackSegmentation` (for a DICOM SEG).
     """
     from cinescar.fusion.model import fuse_features
     from cinescar.preprocessing.store import preprocess_exam
@@ -266,7 +273,7 @@ def screen_exam(bundle: Bundle, exam: Exam, gradcam_dir: str | Path | None = Non
 
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
-    volumes: dict = {}  # each file read once: by the checks, reused by preprocessing
+    volumes = dict(volumes or {})  # each file read once: by the checks, reused by preprocessing
     plausibility_warnings = check(exam, volumes, bundle.preprocess_settings.spacing_mm)
     timing["checks"] = time.perf_counter() - t0
 
@@ -275,7 +282,8 @@ def screen_exam(bundle: Bundle, exam: Exam, gradcam_dir: str | Path | None = Non
 
     files = dict(exam.files)  # predicted masks join the exam's files (in the read cache only)
     seg_meta = bundle.meta.get("segmentation") or {}
-    segmentation = segment_exam(bundle.segmenter, exam.patient_id, files, volumes, seg_meta.get("qc", {}))
+    segmentation = segment_exam(bundle.segmenter, exam.patient_id, files, volumes, seg_meta.get("qc", {}),
+                                stacks=segmentations)
     exam = Exam(exam.patient_id, files, exam.source)
     timing["segmentation"] = time.perf_counter() - t
 
@@ -436,27 +444,66 @@ def result_json(result: dict[str, Any]) -> str:
 def screen_api(bundle: str | Path, exam: str | Path | None = None, *, manifest: str | Path | None = None,
                patient: str | None = None, patient_id: str | None = None, out: str | Path | None = None,
                gradcam_dir: str | Path | None = None, gradcam_images: int | None = None, no_gradcam: bool = False,
-               bundle_sha256: str | None = None, allow_outside_paths: bool = False) -> dict[str, Any]:
+               bundle_sha256: str | None = None, allow_outside_paths: bool = False,
+               phases: str | dict[str, int] | None = None, series: str | list[int] | None = None,
+               dicom_out: str | Path | None = None) -> dict[str, Any]:
     """`cinescar screen` as a function: screen the exam folder `exam`, or patient `patient` of `manifest`, with
     the bundle folder `bundle`; return the result and write it as JSON to `out` when given.
 
+    An exam folder that is a DICOM cine (`dicom_exam.is_dicom_cine_folder`) is read with `cinescar.dicom`
+    (`phases` "ed=I,es=J" and `series` as in `import-dicom`); the result then records `phase_selection`, and
+    `dicom_out` receives a DICOM SEG per phase and a Secondary Capture of the result.
     Grad-CAM overlays go to `gradcam_dir`, else beside `out` (`<out>_gradcam/`), never with `no_gradcam`.
     """
+    from cinescar.screening import dicom_exam as dx
+
     if (exam is None) == (manifest is None):
         raise CinescarError("give either an exam folder or --manifest with --patient")
     if manifest is not None and not patient:
         raise CinescarError("--manifest needs --patient ID")
-    the_exam = (exam_from_manifest(manifest, patient, allow_outside_paths) if manifest
-                else exam_from_folder(exam, patient_id))  # fmt: skip
-    the_bundle = load_bundle(bundle, expected_digest=bundle_sha256)
+    is_cine = exam is not None and dx.is_dicom_cine_folder(exam)
+    if not is_cine and (phases or series or dicom_out):
+        raise CinescarError("--phases, --series and --dicom-out apply to a DICOM cine exam folder (DICOM files, no "
+                            "ED/ES entries) only")
+    dicom, preloaded = None, None
+    if is_cine:
+        the_bundle = load_bundle(bundle, expected_digest=bundle_sha256)
+        pid = folder_patient_id(Path(exam), patient_id)
+        dicom = dx.read_dicom_exam(exam, pid, the_bundle.segmenter, phases=_phases(phases),
+                                   series=_series(series))
+        the_exam, preloaded = dx.exam_inputs(dicom, pid, Path(exam))
+    else:
+        the_exam = (exam_from_manifest(manifest, patient, allow_outside_paths) if manifest
+                    else exam_from_folder(exam, patient_id))  # fmt: skip
+        the_bundle = load_bundle(bundle, expected_digest=bundle_sha256)
     cam_dir = None
     if not no_gradcam:
         if gradcam_dir:
             cam_dir = Path(gradcam_dir)
         elif out:
             cam_dir = Path(out).with_name(f"{Path(out).stem}_gradcam")
-    result = screen_exam(the_bundle, the_exam, gradcam_dir=cam_dir, gradcam_images=gradcam_images)
+    stacks: dict = {}
+    result = screen_exam(the_bundle, the_exam, gradcam_dir=cam_dir, gradcam_images=gradcam_images,
+                         volumes=preloaded, segmentations=stacks)
+    if dicom is not None:
+        result["exam"] = {"dicom_folder": str(exam), **result["exam"]}
+        result["phase_selection"] = dicom.selection.to_dict()
+        result["warnings"] = [*dicom.cine.warnings, *result["warnings"]]
+        if dicom_out:
+            result["dicom_out"] = dx.write_dicom_outputs(dicom, stacks, result, dicom_out)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(result_json(result) + "\n", encoding="utf-8")
     return result
+
+
+def _phases(value: str | dict[str, int] | None) -> dict[str, int] | None:
+    from cinescar.dicom.phases import parse_phases
+
+    return parse_phases(value) if isinstance(value, str) else value
+
+
+def _series(value: str | list[int] | None) -> list[int] | None:
+    from cinescar.dicom.importer import parse_series
+
+    return parse_series(value) if isinstance(value, str) else value
