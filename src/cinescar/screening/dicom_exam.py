@@ -83,7 +83,7 @@ def read_dicom_exam(folder: str | Path, patient_id: str, segmenter, *, phases: M
 
 def exam_inputs(dicom, patient_id: str, folder: Path) -> tuple[Any, dict]:
     """The screening `Exam` of a read cine (image keys only: masks are predicted) and its read cache."""
-    from cinescar.screening.screen import Exam
+    from cinescar.screening.exam import Exam
 
     files = {"ed_image": dicom_image_key("ED"), "es_image": dicom_image_key("ES")}
     volumes = {dicom_image_key(phase): image for phase, image in dicom.images.items()}

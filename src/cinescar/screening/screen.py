@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ import pandas as pd
 from cinescar.cohort.contract import FILE_COLUMNS, MASK_COLUMNS, PATIENT_ID_PATTERN
 from cinescar.errors import CinescarError, CohortError
 from cinescar.screening.bundle import MODELS, Bundle, load_bundle
+from cinescar.screening.exam import Exam  # re-exported: screen.Exam is the public name
 from cinescar.screening_rule import called_positive, patient_probability
 
 log = logging.getLogger(__name__)
@@ -54,15 +54,6 @@ INPUT_COLUMNS = ["patient_id", *FILE_COLUMNS]
 OUTPUT_COLUMNS = ["patient_id", "n_images", *[f"{m}_{what}" for m in MODELS for what in ("probability", "decision")],
                   "warnings"]  # fmt: skip
 """One screening result as a table row (the MLflow model's output, `result_row`)."""
-
-
-@dataclass
-class Exam:
-    """One patient's ED/ES short-axis stacks and myocardium masks (keys: the manifest's file columns)."""
-
-    patient_id: str
-    files: dict[str, Path]
-    source: Path | None = None
 
 
 def _stem(path: Path) -> str:
