@@ -61,3 +61,32 @@ def test_reliability_counts_and_points():
     assert t["bin"].tolist() == [0, 1, 2, 4] and t["n"].tolist() == [2, 2, 1, 3]
     assert t["observed"].tolist() == pytest.approx([0.0, 0.5, 1.0, 2 / 3])
     assert t["mean_prob"].tolist() == pytest.approx([0.1, 0.325, 0.55, (0.9 + 1.0 + 0.95) / 3])
+
+
+@pytest.mark.parametrize("p", [[0.2, 0.1, 0.9], [0.0, 0.2, 0.4, 0.6, 0.8, 1.0], [0.2, 0.2, 0.2, 0.7],
+                               [60 / 300, 0.4, 0.40000001, 0.39999999, 1.0]])
+def test_reliability_matches_scikit_learn_on_bin_edges(p):
+    # a probability exactly on an edge belongs to the bin below it (scikit-learn: searchsorted side="left");
+    # side="right" mislabelled these counts or crashed ("All arrays must be of the same length")
+    from sklearn.calibration import calibration_curve
+
+    p = np.asarray(p)
+    y = (np.arange(p.size) % 2).astype(int)
+    t = reliability_table(y, p, n_bins=5)
+    observed, predicted = calibration_curve(y, p, n_bins=5, strategy="uniform")
+    assert t["observed"].tolist() == pytest.approx(observed.tolist())
+    assert t["mean_prob"].tolist() == pytest.approx(predicted.tolist())
+    assert t["n"].sum() == p.size
+    # every probability lies in its bin: (low, high], the first bin also holding 0
+    for _, row in t.iterrows():
+        members = p[(p > row["bin_low"]) | ((row["bin"] == 0) & (p == 0))]
+        members = members[members <= row["bin_high"] + 1e-15]
+        assert members.size == row["n"]
+
+
+def test_reliability_edge_value_counts_by_hand():
+    t = reliability_table(np.array([1, 0, 1]), np.array([0.2, 0.1, 0.9]), n_bins=5)
+    # 0.2 sits on the edge between bins 0 and 1: it joins 0.1 in bin 0 ([0, 0.2]); 0.9 is in bin 4
+    assert t["bin"].tolist() == [0, 4] and t["n"].tolist() == [2, 1]
+    assert t["observed"].tolist() == pytest.approx([0.5, 1.0])
+    assert t["mean_prob"].tolist() == pytest.approx([0.15, 0.9])

@@ -9,7 +9,7 @@ Definitions (Van Calster et al., J Clin Epidemiol 2016; Steyerberg, Clinical Pre
   **calibration slope** = b of the two-parameter fit (1 ideal; < 1: predictions too extreme);
   **calibration intercept** ("calibration-in-the-large") = a with b fixed to 1, i.e. x as an offset
   (0 ideal; < 0: predictions too high on average);
-- reliability curve: `sklearn.calibration.calibration_curve` with equal-width bins, plus the patients per bin.
+- reliability curve: `sklearn.calibration.calibration_curve`'s equal-width bins, plus the patients per bin.
 
 Probabilities are clipped to [1e-6, 1 − 1e-6] before the logit (random forests output exact 0 and 1). When the
 classes are perfectly separated by p (AUC 0 or 1), the slope's maximum-likelihood estimate is infinite: it is
@@ -27,7 +27,6 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 from scipy.special import expit, logit
-from sklearn.calibration import calibration_curve
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss
@@ -95,14 +94,22 @@ def calibration_summary(y_true: np.ndarray, prob: np.ndarray) -> dict[str, objec
 
 
 def reliability_table(y_true: np.ndarray, prob: np.ndarray, n_bins: int = 5) -> pd.DataFrame:
-    """Observed LGE+ share against mean probability per equal-width bin (non-empty bins), with n per bin."""
+    """Observed LGE+ share against mean probability per equal-width bin (non-empty bins), with n per bin.
+
+    Bins are scikit-learn's `calibration_curve(strategy="uniform")` bins: edges 0, 1/n, …, 1, each bin
+    (low, high] except the first, which also holds 0 — so a probability exactly on an edge (a random forest's
+    60/300 = 0.2) falls in the bin *below* it. Counts, means and shares come from one assignment of patients to
+    bins (np.searchsorted(..., side="left"), as scikit-learn does), so they cannot disagree;
+    tests/test_calibration.py checks the points against `calibration_curve` on edge values.
+    """
     y = np.asarray(y_true).astype(int)
     p = np.asarray(prob, dtype=float)
-    observed, predicted = calibration_curve(y, p, n_bins=n_bins, strategy="uniform")
-    # the same binning as scikit-learn's (edges 0, 1/n, …, 1; right edge inclusive), for the counts it omits
     edges = np.linspace(0.0, 1.0, n_bins + 1)
-    which = np.searchsorted(edges[1:-1], p, side="right")
+    which = np.searchsorted(edges[1:-1], p, side="left")
     counts = np.bincount(which, minlength=n_bins)
+    sums = np.bincount(which, weights=p, minlength=n_bins)
+    events = np.bincount(which, weights=y, minlength=n_bins)
     nonempty = np.flatnonzero(counts)
     return pd.DataFrame({"bin": nonempty, "bin_low": edges[nonempty], "bin_high": edges[nonempty + 1],
-                         "n": counts[nonempty], "mean_prob": predicted, "observed": observed})  # fmt: skip
+                         "n": counts[nonempty], "mean_prob": sums[nonempty] / counts[nonempty],
+                         "observed": events[nonempty] / counts[nonempty]})  # fmt: skip
