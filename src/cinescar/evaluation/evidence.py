@@ -10,7 +10,7 @@ Files (under `out`):
 | file | content |
 |---|---|
 | `metrics_ci.csv` | every metrics row + `{metric}_low/_high` (Wilson or stratified bootstrap, `interval_method`), and the same rows per named external cohort (`cohort = external:<name>`) |
-| `auc_differences.csv` | every pair of final models per cohort: AUC difference, bootstrap interval, DeLong's p |
+| `auc_differences.csv` | every pair of final models per cohort: AUC difference, bootstrap percentile interval (`diff_low/high`), DeLong Wald interval (`delong_low/high`), DeLong's p — all descriptive |
 | `calibration.csv` | final models per cohort: Brier (bootstrap interval), calibration intercept and slope (Wald intervals) |
 | `reliability.csv` | reliability curve points (equal-width bins, n per bin) |
 | `decision_curve.csv` | net benefit per threshold, with "LGE for all" and "LGE for none" |
@@ -148,10 +148,12 @@ def auc_differences(patients: dict[str, pd.DataFrame], final: dict[str, dict], c
             row = {"cohort": cohort, "model_a": a, "fold_a": final[a]["fold"], "model_b": b,
                    "fold_b": final[b]["fold"], "n_patients": len(ids), "n_pos": int(y.sum())}  # fmt: skip
             auc_a, auc_b = auc_or_nan(y, sa), auc_or_nan(y, sb)
-            row.update({"auc_a": auc_a, "auc_b": auc_b, "diff": auc_a - auc_b, "z": np.nan, "p": np.nan})
+            row.update({"auc_a": auc_a, "auc_b": auc_b, "diff": auc_a - auc_b, "z": np.nan, "p": np.nan,
+                        "delong_low": np.nan, "delong_high": np.nan})  # fmt: skip
             try:
                 d = delong_test(y, sa, sb)
-                row.update({"z": d.z, "p": d.p})
+                zq = stats.norm.ppf(0.5 + level / 2.0)
+                row.update({"z": d.z, "p": d.p, "delong_low": d.diff - zq * d.se, "delong_high": d.diff + zq * d.se})
             except CinescarError as exc:  # e.g. one LGE+ patient: the AUCs exist, DeLong's variance does not
                 untested.setdefault(cohort, str(exc))
             row["diff_low"] = row["diff_high"] = np.nan
@@ -162,7 +164,8 @@ def auc_differences(patients: dict[str, pd.DataFrame], final: dict[str, dict], c
     for cohort, why in untested.items():  # once per cohort, not once per pair of models
         log.warning("AUC differences on %s: no DeLong test (%s)", cohort, why)
     return pd.DataFrame(rows, columns=["cohort", "model_a", "fold_a", "model_b", "fold_b", "n_patients", "n_pos",
-                                       "auc_a", "auc_b", "diff", "diff_low", "diff_high", "z", "p"])
+                                       "auc_a", "auc_b", "diff", "diff_low", "diff_high", "delong_low", "delong_high",
+                                       "z", "p"])
 
 
 # ------------------------------------------------------------------------------------------ calibration
@@ -271,42 +274,41 @@ def optimistic_numbers(metrics: pd.DataFrame, final: dict[str, dict]) -> list[st
     return notes
 
 
-def clinical_comparison(diffs: pd.DataFrame, models: list[str]) -> list[dict]:
-    """Combined (image + clinical) model vs the clinical one, per image model and cohort, in one sentence each.
+def clinical_comparison(diffs: pd.DataFrame, models: list[str], primary: dict | None = None) -> list[dict]:
+    """Combined (image + clinical) model vs the clinical one, per image model and cohort.
 
-    Model roles come from `cinescar.models` (issue 12's one home of model names) when it defines them; without
-    a clinical model the list is empty and the report says the comparison is not available.
+    The interval is DeLong's Wald interval (ΔAUC ± z·SE) — the method of the primary comparison and of the
+    report's sentences, so the table and the text cannot give two answers. Only the row of the pre-specified
+    primary comparison (cinescar.evaluation.primary) carries a verdict; every other row is `descriptive`.
+    Model roles come from `cinescar.models`; without a clinical model the list is empty.
     """
-    try:
-        from cinescar import models as model_names
-    except ImportError:
-        model_names = None
-    clinical = getattr(model_names, "CLINICAL", "clinical")
-    combined = getattr(model_names, "COMBINED", None)  # {image model: combined model}
-    if not isinstance(combined, dict):
-        combined = {m.removesuffix("_clinical"): m for m in models if m.endswith("_clinical") and m != clinical}
+    from cinescar.models import CLINICAL as clinical, COMBINED as combined
+
     if clinical not in models:
         return []
+    is_primary = bool(primary and primary.get("available"))
     out = []
     for image, comb in combined.items():
         for r in diffs.to_dict("records"):
-            pair = {r["model_a"], r["model_b"]}
-            if pair != {comb, clinical}:
+            if {r["model_a"], r["model_b"]} != {comb, clinical}:
                 continue
             sign = 1.0 if r["model_a"] == comb else -1.0
-            diff, lo, hi = sign * r["diff"], sign * (r["diff_low"] if sign > 0 else r["diff_high"]), \
-                sign * (r["diff_high"] if sign > 0 else r["diff_low"])  # fmt: skip
-            added = bool(np.isfinite(lo) and lo > 0)
-            out.append({"image_model": image, "combined_model": comb, "clinical_model": clinical,
-                        "cohort": r["cohort"], "n_patients": r["n_patients"], "diff": diff, "diff_low": lo,
-                        "diff_high": hi, "p": r["p"], "images_added": added})  # fmt: skip
-    return out
+            lo, hi = sorted((sign * r["delong_low"], sign * r["delong_high"]))
+            row = {"image_model": image, "combined_model": comb, "clinical_model": clinical, "cohort": r["cohort"],
+                   "n_patients": r["n_patients"], "diff": sign * r["diff"], "diff_low": lo, "diff_high": hi,
+                   "p": r["p"], "interval_method": "DeLong Wald", "role": "descriptive", "verdict": "descriptive"}  # fmt: skip
+            if is_primary and primary["model"] == comb and primary["cohort"] == r["cohort"]:
+                row.update(role="primary", verdict=primary["verdict"], diff_low=primary["diff_low"],
+                           diff_high=primary["diff_high"], p=primary["p"], interval_method=primary["method_words"])
+            out.append(row)
+    return sorted(out, key=lambda r: r["role"] != "primary")
 
 
 def evidence_tables(patients: dict[str, pd.DataFrame], metrics: pd.DataFrame, final: dict[str, dict],
                     manifest: pd.DataFrame | None, index: pd.DataFrame | None, cfg: dict,
-                    out: str | Path) -> dict[str, Path]:  # fmt: skip
-    """Write the evidence files listed in the module docstring; returns {name: path}."""
+                    out: str | Path, primary: dict | None = None) -> dict[str, Path]:  # fmt: skip
+    """Write the evidence files listed in the module docstring; returns {name: path}. `primary`: the
+    pre-specified comparison (cinescar.evaluation.primary), marked in the clinical comparison."""
     ev = cfg.get("evaluation", {})
     level = float(ev.get("ci_level", 0.95))
     n_boot = int(ev.get("n_bootstrap", 1000))
@@ -370,7 +372,7 @@ def evidence_tables(patients: dict[str, pd.DataFrame], metrics: pd.DataFrame, fi
         "external_cohorts": sorted(set(names.values())),
         "default_operating_point": op,
         "optimistic": optimistic_numbers(metrics, final),
-        "clinical_comparison": clinical_comparison(diffs, list(final)),
+        "clinical_comparison": clinical_comparison(diffs, list(final), primary),
         "proportion_interval": method,
         "bootstrap": {"n_bootstrap": n_boot, "level": level, "cpu_seconds_metric_intervals": round(t_metrics, 3),
                       "cpu_seconds_evidence_total": round(t_total, 3), "metrics_rows": int(len(mci)),

@@ -76,8 +76,9 @@ def interval_methods(ev: dict) -> str:
     n_boot = int(ev.get("bootstrap", {}).get("n_bootstrap", 0))
     boot = f"stratified patient-level bootstrap, {n_boot} replicates"
     prop = "Wilson score" if ev.get("proportion_interval", "wilson") == "wilson" else boot
-    return (f"proportions at the cut-off (sensitivity … LGE scans avoided): {prop}; AUC: DeLong; AUC differences "
-            f"and Brier score: {boot}; calibration intercept and slope: Wald")
+    return (f"proportions at the cut-off (sensitivity … LGE scans avoided): {prop}; AUC: DeLong; AUC differences: "
+            f"DeLong Wald (headline, sentences, incremental.csv) and, beside it in the table of all pairs, {boot} "
+            f"(percentile); Brier score: {boot}; calibration intercept and slope: Wald")
 
 
 def headline_html(ev_dir: str | Path, out_html: str | Path) -> str:
@@ -97,7 +98,16 @@ def headline_html(ev_dir: str | Path, out_html: str | Path) -> str:
         sizes = sizes.rename(columns={"role": "Cohort", "n_patients": "Patients", "n_pos": "LGE+",
                                       "prevalence": "Prevalence"})[["Cohort", "Patients", "LGE+", "Prevalence"]]
         parts.append(sizes.to_html(index=False, escape=True, border=0))
-    # clinical comparison: does adding the images to the clinical variables add discrimination?
+    # the study's one pre-specified question first (cinescar.evaluation.primary), then the descriptive rest
+    primary = summary.get("primary_comparison")
+    if primary is not None:
+        from cinescar.evaluation.primary import primary_sentence
+
+        parts.append(f"<p class='primary'><b>{html.escape(primary_sentence(primary))}</b></p>")
+        if primary.get("how_chosen"):
+            parts.append(f"<p class='note'>How the primary comparison was fixed: {html.escape(primary['how_chosen'])}; "
+                         "its interval's level is 1 − α, so the interval lies above 0 exactly when the test rejects "
+                         "with ΔAUC &gt; 0.</p>")
     comp = pd.DataFrame(ev.get("clinical_comparison", []))
     parts.append("<p><b>Do the images add to the clinical variables?</b> ")
     if comp.empty:
@@ -105,21 +115,27 @@ def headline_html(ev_dir: str | Path, out_html: str | Path) -> str:
         why = "; ".join(str(v) for v in notes.values()) if notes else "no clinical and combined models in this run"
         parts.append(f"Not answered here: {html.escape(why)}.</p>")
     else:
-        parts.append(f"AUC of each combined (image + clinical) model minus the clinical model's, {level:.0%} "
-                     "bootstrap interval, DeLong's p.</p>")  # fmt: skip
-        comp = _sorted(comp)
+        parts.append(f"AUC of each combined (image + clinical) model minus the clinical model's, DeLong Wald "
+                     f"interval ({level:.0%}; the primary row at 1 − α by its own method) and DeLong's p. Only the "
+                     "primary row carries a verdict; the others are descriptive.</p>")  # fmt: skip
+        if "role" not in comp.columns:  # an older evidence.json
+            comp = comp.assign(role="descriptive", verdict="descriptive")
+        comp = pd.concat([comp[comp["role"] == "primary"], _sorted(comp[comp["role"] != "primary"])])
         oof = min((int(v["fold"]) for v in final.values()), default=0)  # −1: the mean final model
         comp["Cohort"] = comp["cohort"].map(lambda c: _cohort_name(c, oof))
         comp["Image model"] = comp["image_model"].map(lambda m: LABELS.get(m, m))
         comp["ΔAUC vs clinical"] = [format_interval(d, lo, hi) for d, lo, hi in
                                     zip(comp["diff"], comp["diff_low"], comp["diff_high"], strict=True)]  # fmt: skip
         comp["p"] = comp["p"].map(lambda p: "–" if p != p else ("<0.001" if p < 0.001 else f"{p:.3f}"))
-        comp["Images added discrimination?"] = comp["images_added"].map(
-            lambda a: "yes (interval above 0)" if a else "not shown")
-        parts.append(comp[["Image model", "Cohort", "n_patients", "ΔAUC vs clinical", "p",
+        comp["Role"] = comp["role"]
+        comp["Images added discrimination?"] = [v if r == "primary" else "descriptive (no verdict)"
+                                                for r, v in zip(comp["role"], comp["verdict"], strict=True)]
+        parts.append(comp[["Role", "Image model", "Cohort", "n_patients", "ΔAUC vs clinical", "p",
                            "Images added discrimination?"]].to_html(index=False, escape=True, border=0))
-    for sentence in summary.get("incremental", []):
+    for sentence in summary.get("incremental", [])[1 if primary is not None else 0:]:
         parts.append(f"<p class='note'>{html.escape(str(sentence))}</p>")
+    if summary.get("multiplicity"):
+        parts.append(f"<p class='note'>{html.escape(summary['multiplicity'])}</p>")
     # utility of the shipped (final) models at the default operating point
     util = _final_rows(_read(ev_dir, "utility.csv"), final, ev.get("default_operating_point"))
     if len(util):
@@ -140,7 +156,9 @@ def headline_html(ev_dir: str | Path, out_html: str | Path) -> str:
     names = ev.get("external_cohorts", [])
     if names:
         parts.append(f"<p>External cohorts, each reported on its own: {html.escape(', '.join(names))}.</p>")
-    parts.append(f"<p class='note'>Every number carries a {level:.0%} interval: {interval_methods(ev)}. "
+    parts.append(f"<p class='note'>Intervals ({level:.0%}): {interval_methods(ev)}. The cut-off itself, the "
+                 "reliability points and the pooling cost carry no interval. PPV, NPV and the per-100 figures depend "
+                 "on each cohort's prevalence (above) and do not transfer to a population with another. "
                  f"What this report covers of TRIPOD+AI, and what it does not: {docs_link(Path(out_html))}.</p></div>")
     return "".join(parts)
 

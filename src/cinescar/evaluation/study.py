@@ -384,9 +384,16 @@ def incremental_table(patients: dict[str, pd.DataFrame], final_models: dict[str,
     return pd.DataFrame(rows, columns=INCREMENTAL_COLUMNS)
 
 
-def incremental_verdicts(table: pd.DataFrame, alpha: float = 0.05, level: float = 0.95) -> list[str]:
-    """One sentence per image model: did its combined model add discrimination beyond the clinical model?"""
-    out = []
+def incremental_verdicts(table: pd.DataFrame, alpha: float = 0.05, level: float = 0.95,
+                         primary: dict | None = None) -> list[str]:  # fmt: skip
+    """The primary comparison's sentence first (cinescar.evaluation.primary), then one *descriptive* sentence
+    per image model: its combined model against the clinical one, DeLong Wald interval and unadjusted p.
+
+    Only the primary comparison carries a verdict; the rest state estimates (one verdict rule, issue 24).
+    """
+    from cinescar.evaluation.primary import primary_sentence
+
+    out = [primary_sentence(primary)] if primary is not None else []
     for image in IMAGE_MODELS:
         combined = COMBINED[image]
         parts = []
@@ -395,12 +402,13 @@ def incremental_verdicts(table: pd.DataFrame, alpha: float = 0.05, level: float 
             if r.empty or not np.isfinite(r["diff"].iloc[0]):
                 continue
             r = r.iloc[0]
-            verdict = "added discrimination" if r["p"] < alpha and r["diff"] > 0 else "did not add detectable discrimination"
-            parts.append(f"{verdict} on the {'external' if cohort == 'external' else 'internal test'} cohort "
-                         f"(AUC {r['auc']:.2f} vs {r['auc_reference']:.2f}, difference {r['diff']:+.2f}, "
-                         f"DeLong {100 * level:.0f} % CI {r['diff_low']:+.2f} to {r['diff_high']:+.2f}, p = {r['p']:.3f})")
+            if primary and primary.get("available") and primary["model"] == combined and primary["cohort"] == cohort:
+                continue  # stated above, with its verdict
+            parts.append(f"{'external' if cohort == 'external' else 'internal test'} cohort: AUC {r['auc']:.2f} vs "
+                         f"{r['auc_reference']:.2f}, difference {r['diff']:+.2f}, DeLong Wald {100 * level:.0f} % CI "
+                         f"{r['diff_low']:+.2f} to {r['diff_high']:+.2f}, unadjusted p = {r['p']:.3f}")
         if parts:
-            out.append(f"{MODEL_LABELS[image]} images beyond the clinical model: " + "; ".join(parts) + ".")
+            out.append(f"Descriptive: {MODEL_LABELS[combined]} vs clinical — " + "; ".join(parts) + ".")
     return out
 
 
@@ -488,7 +496,8 @@ def evaluate_study(
     _csv("final_patients", pd.concat(
         [p[p["fold"] == final[m]["fold"]].assign(model=m, rule=final[m]["rule"]) for m, p in patients.items()],
         ignore_index=True)[["model", "rule", "fold", "split", "patient_id", "lge", "prob"]])  # fmt: skip
-    _csv("delong", delong_table(patients, final))
+    delong = delong_table(patients, final)
+    _csv("delong", delong)
     incremental = incremental_table(patients, final, level)
     _csv("incremental", incremental)
     _csv("roc", roc_table(patients, final, int(ev.get("n_bootstrap", 1000)), level, int(cfg.get("seed", 0))))
@@ -528,7 +537,10 @@ def evaluate_study(
     # --- evidence (issue 12b): intervals, calibration, utility, subgroups, external cohorts; adds files only
     from cinescar.evaluation.evidence import evidence_tables
 
-    files.update(evidence_tables(patients, metrics, final, manifest, index, cfg, out))
+    from cinescar.evaluation.primary import multiplicity_sentence, primary_comparison
+
+    primary = primary_comparison(cfg, patients, final)
+    files.update(evidence_tables(patients, metrics, final, manifest, index, cfg, out, primary=primary))
     # --- end of evidence (issue 12b)
 
     summary = {
@@ -544,7 +556,11 @@ def evaluate_study(
         "models_not_available": study.not_available,
         "images_not_predicted": study.not_predicted,
         "pooling_cost": {m: o["pooling_cost"] for m, o in study.operating_points.items()},
-        "incremental": incremental_verdicts(incremental, alpha, level),
+        "primary_comparison": primary,
+        "multiplicity": multiplicity_sentence(
+            len(delong) + len(incremental) + len(pd.read_csv(files["auc_differences"]))
+            - int(bool(primary.get("available"))), alpha),
+        "incremental": incremental_verdicts(incremental, alpha, level, primary),
         "final_metrics": final_metrics.to_dict("records"),
     }
     files["summary"] = out / "summary.json"
