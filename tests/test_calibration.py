@@ -90,3 +90,29 @@ def test_reliability_edge_value_counts_by_hand():
     assert t["bin"].tolist() == [0, 4] and t["n"].tolist() == [2, 1]
     assert t["observed"].tolist() == pytest.approx([0.5, 1.0])
     assert t["mean_prob"].tolist() == pytest.approx([0.15, 0.9])
+
+
+def test_quasi_separation_and_near_separation_are_flagged_not_printed():
+    y = np.array([0, 0, 1, 1, 1])
+    # quasi-complete: the classes meet at one tied value (0.5); the MLE slope is infinite
+    slope, note = calibration_slope(y, np.array([0.1, 0.5, 0.5, 0.7, 0.9]))
+    assert np.isnan(slope) and note == "separation"
+    # one discordant pair at the boundary: the finite MLE is set by those two patients alone
+    y = np.array([0, 0, 0, 1, 1, 1])
+    slope, note = calibration_slope(y, np.array([0.1, 0.2, 0.6, 0.5, 0.9, 0.95]))
+    assert np.isnan(slope) and note.startswith("near separation (2 patients")
+    # a real overlap: a finite slope, no note
+    slope, note = calibration_slope(np.array([0, 1, 0, 1, 0, 1, 0, 1]),
+                                    np.array([0.1, 0.3, 0.4, 0.45, 0.5, 0.6, 0.7, 0.9]))
+    assert np.isfinite(slope) and note == ""
+
+
+def test_clipped_probabilities_are_counted_and_noted():
+    rng = np.random.default_rng(1)
+    p = rng.uniform(0.05, 0.95, 200)
+    y = (rng.random(200) < p).astype(int)
+    s = calibration_summary(y, p)
+    assert s["n_clipped"] == 0 and s["slope_note"] == ""
+    p[:7] = np.where(y[:7] == 1, 1.0, 0.0)  # a random forest's exact 0 and 1
+    s = calibration_summary(y, p)
+    assert s["n_clipped"] == 7 and "7 probabilities clipped" in s["slope_note"] and np.isfinite(s["cal_slope"])

@@ -12,8 +12,11 @@ Files (under `out`):
 | `metrics_ci.csv` | every metrics row + `{metric}_low/_high` (Wilson or stratified bootstrap, `interval_method`), and the same rows per named external cohort (`cohort = external:<name>`) |
 | `auc_differences.csv` | every pair of final models per cohort: AUC difference, bootstrap percentile interval (`diff_low/high`), DeLong Wald interval (`delong_low/high`), DeLong's p — all descriptive |
 | `calibration.csv` | final models per cohort: Brier (bootstrap interval), calibration intercept and slope (Wald intervals) |
-| `reliability.csv` | reliability curve points (equal-width bins, n per bin) |
-| `decision_curve.csv` | net benefit per threshold, with "LGE for all" and "LGE for none" |
+| `calibration.csv` … | also `n_clipped` (probabilities the logit clipped), `risk` (as scored / recalibrated on development), `curve` (kind of flexible curve) |
+| `reliability.csv` | reliability curve points (equal-width bins, n per bin), per `risk` |
+| `calibration_curve.csv` | flexible calibration curve (3-knot restricted cubic spline of logit p) with its bootstrap band (risk.py) |
+| `recalibration.csv` | per final model the logistic recalibration map (a, b) fitted on the development patients only |
+| `decision_curve.csv` | net benefit per threshold with its bootstrap band, "LGE for all", "LGE for none", net LGE scans avoided per 100, per `risk` |
 | `utility.csv` | per final model, cohort and operating point: LGE scans avoided and scar-positive patients missed per 100, with intervals |
 | `subgroups.csv` | final models per cohort × centre / vendor |
 | `evidence.json` | cohort sizes and prevalence per role, optimistic numbers, the clinical comparison, bootstrap cost |
@@ -38,6 +41,8 @@ from cinescar.evaluation.bootstrap import (INTERVAL_METRICS, auc_difference_inte
                                            screening_intervals, stratified_resamples)  # fmt: skip
 from cinescar.evaluation.calibration import EPS, calibration_summary, reliability_table
 from cinescar.evaluation.decision import decision_curve, thresholds
+from cinescar.evaluation.risk import (CURVE_COLUMNS, fit_recalibration, flexible_calibration,
+                                      interventions_avoided_per_100, net_benefit_replicates, recalibrate)
 from cinescar.evaluation.delong import delong_test
 from cinescar.evaluation.metrics import METRIC_COLUMNS, auc_or_nan, screening_metrics, wilson_intervals
 from cinescar.evaluation import screening as scr
@@ -189,31 +194,82 @@ def _wald_calibration(y: np.ndarray, p: np.ndarray, slope: float, intercept: flo
     return out
 
 
+AS_SCORED, RECALIBRATED = "as scored", "recalibrated on development"
+"""`risk` of calibration and decision-curve rows: the model's own probabilities, or the logistic map fitted on
+the pooled out-of-fold development patients (risk.fit_recalibration) applied to test and external patients."""
+
+
+def recalibration_maps(patients: dict[str, pd.DataFrame], final: dict[str, dict], method: str) -> dict[str, dict]:
+    """Per final model, the recalibration map fitted on the pooled out-of-fold validation (development)
+    patients of its fold models — never on test or external patients; empty when `method` is none."""
+    if method == "none":
+        return {}
+    out = {}
+    for model in final:
+        p = patients[model]
+        val = p[(p["split"] == "val") & (p["fold"] >= 0)]
+        if val.empty or val["patient_id"].duplicated().any():
+            continue
+        out[model] = fit_recalibration(val["lge"].to_numpy(int), val["prob"].to_numpy(float))
+    return out
+
+
+def risk_versions(p: np.ndarray, model: str, cohort: str, maps: dict[str, dict]) -> list[tuple[str, np.ndarray]]:
+    """The probabilities as scored and, on test/external cohorts with a fitted map, recalibrated."""
+    out = [(AS_SCORED, p)]
+    if cohort != "val" and model in maps and np.isfinite(maps[model]["a"]):
+        out.append((RECALIBRATED, recalibrate(p, maps[model])))
+    return out
+
+
 def calibration_tables(patients: dict[str, pd.DataFrame], final: dict[str, dict], cohorts: list[str],
-                       names: dict[str, str], res: Resamples, level: float,
-                       n_bins: int) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
-    """Calibration summary (with intervals) and reliability points of the final models on each cohort."""
-    summary, curves = [], []
+                       names: dict[str, str], res: Resamples, level: float, n_bins: int,
+                       maps: dict[str, dict] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """Calibration summary (with intervals), reliability points and flexible calibration curves (with bootstrap
+    bands) of the final models on each cohort, as scored and (test/external) recalibrated on development."""
+    summary, curves, flexible = [], [], []
     for model, info in final.items():
         for cohort in cohorts:
             pc = _select(patients[model], info["fold"], cohort, names)
             if pc.empty:
                 continue
-            y, p = pc["lge"].to_numpy(dtype=int), pc["prob"].to_numpy(dtype=float)
-            row = {"model": model, "fold": info["fold"], "cohort": cohort, **calibration_summary(y, p)}
-            row.update(_wald_calibration(y, p, row["cal_slope"], row["cal_intercept"], level, row.pop("slope_intercept")))
-            row["brier_low"] = row["brier_high"] = np.nan
-            if res.n_boot > 0:
-                idx = res.get(pc["patient_id"], y)
-                lo, hi = percentile_interval(((p[idx] - y[idx]) ** 2).mean(axis=1), level)
-                row["brier_low"], row["brier_high"] = float(lo), float(hi)
-            summary.append(row)
-            curves.append(reliability_table(y, p, n_bins).assign(model=model, fold=info["fold"], cohort=cohort))
-    cols = ["model", "fold", "cohort", "n_patients", "n_pos", "brier", "brier_low", "brier_high", "cal_intercept",
-            "cal_intercept_low", "cal_intercept_high", "cal_slope", "cal_slope_low", "cal_slope_high", "slope_note"]
-    rel_cols = ["model", "fold", "cohort", "bin", "bin_low", "bin_high", "n", "mean_prob", "observed"]
+            y, p0 = pc["lge"].to_numpy(dtype=int), pc["prob"].to_numpy(dtype=float)
+            idx = res.get(pc["patient_id"], y) if res.n_boot > 0 and 0 < y.sum() < y.size else None
+            for risk, p in risk_versions(p0, model, cohort, maps or {}):
+                key = {"model": model, "fold": info["fold"], "cohort": cohort, "risk": risk}
+                row = {**key, **calibration_summary(y, p)}
+                row.update(_wald_calibration(y, p, row["cal_slope"], row["cal_intercept"], level,
+                                             row.pop("slope_intercept")))  # fmt: skip
+                row["brier_low"] = row["brier_high"] = np.nan
+                if idx is not None:
+                    lo, hi = percentile_interval(((p[idx] - y[idx]) ** 2).mean(axis=1), level)
+                    row["brier_low"], row["brier_high"] = float(lo), float(hi)
+                curve, kind = flexible_calibration(y, p, idx, level)
+                row["curve"] = kind
+                summary.append(row)
+                curves.append(reliability_table(y, p, n_bins).assign(**key))
+                if len(curve):
+                    flexible.append(curve.assign(**key))
+    cols = ["model", "fold", "cohort", "risk", "n_patients", "n_pos", "n_clipped", "brier", "brier_low", "brier_high",
+            "cal_intercept", "cal_intercept_low", "cal_intercept_high", "cal_slope", "cal_slope_low", "cal_slope_high",
+            "slope_note", "curve"]  # fmt: skip
+    rel_cols = ["model", "fold", "cohort", "risk", "bin", "bin_low", "bin_high", "n", "mean_prob", "observed"]
     rel = pd.concat(curves, ignore_index=True)[rel_cols] if curves else pd.DataFrame(columns=rel_cols)
-    return pd.DataFrame(summary, columns=cols), rel
+    flex_cols = ["model", "fold", "cohort", "risk", *CURVE_COLUMNS]
+    flex = pd.concat(flexible, ignore_index=True)[flex_cols] if flexible else pd.DataFrame(columns=flex_cols)
+    return pd.DataFrame(summary, columns=cols), rel, flex
+
+
+def decision_with_bands(y: np.ndarray, p: np.ndarray, grid: np.ndarray, idx: np.ndarray | None,
+                        level: float) -> pd.DataFrame:  # fmt: skip
+    """decision.decision_curve plus the net benefit's bootstrap band and net interventions avoided per 100."""
+    dc = decision_curve(y, p, grid)
+    dc["net_benefit_low"] = dc["net_benefit_high"] = np.nan
+    if idx is not None:
+        lo, hi = percentile_interval(net_benefit_replicates(y, p, grid, idx), level, axis=0)
+        dc["net_benefit_low"], dc["net_benefit_high"] = lo, hi
+    dc["interventions_avoided_per_100"] = interventions_avoided_per_100(dc["net_benefit"], dc["treat_all"], grid)
+    return dc
 
 
 # ------------------------------------------------------------------------------------------ the whole lot
@@ -328,7 +384,9 @@ def evidence_tables(patients: dict[str, pd.DataFrame], metrics: pd.DataFrame, fi
     t_metrics = time.process_time() - t0
     dev_cohorts = ["val", *cohorts]  # val: pooled out-of-fold (mean rule) or the final fold's validation patients
     diffs = auc_differences(patients, final, dev_cohorts, names, res, level)
-    calib, rel = calibration_tables(patients, final, dev_cohorts, names, res, level, int(ev.get("reliability_bins", 5)))
+    maps = recalibration_maps(patients, final, str(ev.get("recalibration", "logistic")))
+    calib, rel, flex = calibration_tables(patients, final, dev_cohorts, names, res, level,
+                                          int(ev.get("reliability_bins", 5)), maps)  # fmt: skip
 
     curves, subgroups = [], []
     attrs = manifest[["patient_id", "center", "vendor"]].assign(patient_id=lambda d: d["patient_id"].astype(str)) \
@@ -339,7 +397,10 @@ def evidence_tables(patients: dict[str, pd.DataFrame], metrics: pd.DataFrame, fi
             if pc.empty:
                 continue
             y, p = pc["lge"].to_numpy(dtype=int), pc["prob"].to_numpy(dtype=float)
-            curves.append(decision_curve(y, p, grid).assign(model=model, fold=info["fold"], cohort=cohort))
+            idx = res.get(pc["patient_id"], y) if res.n_boot > 0 and 0 < y.sum() < y.size else None
+            for risk, pr in risk_versions(p, model, cohort, maps):
+                curves.append(decision_with_bands(y, pr, grid, idx, level).assign(model=model, fold=info["fold"],
+                                                                                   cohort=cohort, risk=risk))
             row = mci[(mci["model"] == model) & (mci["fold"].astype(str) == str(info["fold"]))
                       & (mci["cohort"] == cohort) & (mci["operating_point"] == op)]  # fmt: skip
             if attrs is not None and len(row) and y.min() != y.max():
@@ -356,9 +417,14 @@ def evidence_tables(patients: dict[str, pd.DataFrame], metrics: pd.DataFrame, fi
         [*KEYS, "cutoff", "n_patients", "n_pos", "avoided_per_100", "avoided_per_100_low", "avoided_per_100_high",
          "missed_per_100", "missed_per_100_low", "missed_per_100_high", "sensitivity", "sensitivity_low",
          "sensitivity_high", "specificity", "specificity_low", "specificity_high"]]
-    dcols = ["model", "fold", "cohort", "threshold", "net_benefit", "treat_all", "treat_none", "scanned_per_100"]
+    dcols = ["model", "fold", "cohort", "risk", "threshold", "net_benefit", "net_benefit_low", "net_benefit_high",
+             "treat_all", "treat_none", "scanned_per_100", "interventions_avoided_per_100"]  # fmt: skip
     frames = {
         "metrics_ci": mci, "auc_differences": diffs, "calibration": calib, "reliability": rel, "utility": utility,
+        "calibration_curve": flex,
+        "recalibration": pd.DataFrame([{"model": m, **f, "fitted_on": "pooled out-of-fold validation (development)"}
+                                       for m, f in maps.items()],
+                                      columns=["model", "a", "b", "note", "n_patients", "n_pos", "fitted_on"]),
         "decision_curve": pd.concat(curves, ignore_index=True)[dcols] if curves else pd.DataFrame(columns=dcols),
         "subgroups": pd.concat(subgroups, ignore_index=True)[["model", "fold", "cohort", *SUBGROUP_COLUMNS]]
         if subgroups else pd.DataFrame(columns=["model", "fold", "cohort", *SUBGROUP_COLUMNS]),
@@ -396,8 +462,9 @@ def log_evidence_to_mlflow(cfg: dict, calib: pd.DataFrame, utility: pd.DataFrame
 
     flat: dict[str, float] = {}
     for r in calib.to_dict("records"):
+        recal = () if r.get("risk", AS_SCORED) == AS_SCORED else ("recalibrated",)
         for k in ("brier", "cal_intercept", "cal_slope"):
-            flat[_mlflow_name("final", r["model"], r["cohort"], k)] = r[k]
+            flat[_mlflow_name("final", r["model"], r["cohort"], *recal, k)] = r[k]
     for r in utility.to_dict("records"):
         for k in ("avoided_per_100", "avoided_per_100_low", "avoided_per_100_high", "missed_per_100",
                   "missed_per_100_low", "missed_per_100_high"):  # fmt: skip

@@ -202,30 +202,50 @@ def evidence_html(ev_dir: str | Path, level: float) -> str:
 
     calib = _read(ev_dir, "calibration.csv")
     rel = _read(ev_dir, "reliability.csv")
-    parts.append("<h2>Calibration</h2><p class='note'>Brier score (bootstrap interval); calibration intercept "
-                 "(logistic recalibration with logit(p) as offset; 0 ideal, &lt; 0: probabilities too high) and "
-                 "slope (two-parameter fit; 1 ideal, &lt; 1: too extreme), Wald intervals. Data: calibration.csv, "
-                 "reliability.csv.</p>")
+    flex = _read(ev_dir, "calibration_curve.csv")
+    recal = _read(ev_dir, "recalibration.csv")
+    parts.append("<h2>Calibration: are the probabilities risks?</h2><p class='note'>Image models trained with "
+                 "balanced class weights, and a patient's probability taken as the maximum over its images, give "
+                 "scores rather than risks. Brier score (bootstrap interval); calibration intercept (logistic "
+                 "recalibration with logit(p) as offset; 0 ideal, &lt; 0: probabilities too high) and slope "
+                 "(two-parameter fit; 1 ideal, &lt; 1: too extreme), Wald intervals; no slope where the classes are "
+                 "(nearly) separated, and a note where probabilities of exactly 0 or 1 were clipped (the clip then "
+                 "sets part of the slope). Curves: logistic fit on a 3-knot restricted cubic spline of logit(p), "
+                 "band from refits on the stratified bootstrap resamples. <i>Recalibrated on development</i>: the "
+                 "logistic map logit p* = a + b·logit p fitted on the pooled out-of-fold development patients only, "
+                 "applied unchanged to test and external patients. Data: calibration.csv, calibration_curve.csv, "
+                 "reliability.csv, recalibration.csv.</p>")  # fmt: skip
     if len(calib):
+        if "risk" not in calib.columns:
+            calib = calib.assign(risk="as scored")
         c = _labelled(calib)
         c = interval_table(c, ["brier", "cal_intercept", "cal_slope"])
-        parts.append(_table(c[["model", "cohort", "n_patients", "n_pos", "brier", "cal_intercept", "cal_slope",
-                               "slope_note"]]))
+        cols = [k for k in ["model", "cohort", "risk", "n_patients", "n_pos", "n_clipped", "brier", "cal_intercept",
+                            "cal_slope", "slope_note"] if k in c.columns]  # fmt: skip
+        parts.append(_table(c[cols]))
+        if len(recal):
+            r = recal.assign(model=recal["model"].map(lambda m: LABELS.get(m, m)))
+            parts.append("<p class='note'>Recalibration maps (fitted on development patients only):</p>")
+            parts.append(_table(r[["model", "a", "b", "n_patients", "n_pos", "note"]], digits=3))
         parts.append("<div>")
         for cohort in _sorted(calib.drop_duplicates("cohort"))["cohort"]:
             if cohort == "val":
                 continue
-            fig = reliability_figure(rel, calib, cohort)
-            parts.append(f"<figure>{_img(to_base64_png(fig), f'reliability {cohort}')}</figure>")
+            for risk in dict.fromkeys(calib[calib["cohort"] == cohort]["risk"]):
+                fig = reliability_figure(rel, calib, cohort, flex, risk)
+                parts.append(f"<figure>{_img(to_base64_png(fig), f'calibration {cohort} {risk}')}</figure>")
         parts.append("</div>")
 
     dc = _read(ev_dir, "decision_curve.csv")
     util = _final_rows(_read(ev_dir, "utility.csv"), final)
     parts.append("<h2>Clinical utility</h2><p class='note'>Decision curves: net benefit of an LGE scan for "
-                 "patients with p ≥ p<sub>t</sub>, against scanning everyone and no one (Vickers &amp; Elkin 2006); "
-                 "they read probabilities as risks, so read them with the calibration above. Per 100 patients at the "
+                 "patients with p ≥ p<sub>t</sub>, against scanning everyone and no one (Vickers &amp; Elkin 2006), "
+                 "with bootstrap bands; they read probabilities as risks, so read them with the calibration above — "
+                 "the curves on recalibrated risks are the ones to read as risks. Per 100 patients at the "
                  "cut-off: LGE scans avoided (patients called negative) and scar-positive patients among them "
-                 "(missed), on each cohort's own prevalence. Data: decision_curve.csv, utility.csv.</p>")
+                 "(missed), on each cohort's own prevalence (PPV, NPV and per-100 figures change with prevalence). "
+                 "Data: decision_curve.csv (also net LGE scans avoided per 100 against scanning everyone), "
+                 "utility.csv.</p>")  # fmt: skip
     if len(util):
         u = _labelled(util)
         u = interval_table(u, ["avoided_per_100", "missed_per_100", "sensitivity", "specificity"], PER_100_DIGITS)
@@ -234,12 +254,15 @@ def evidence_html(ev_dir: str | Path, level: float) -> str:
         parts.append(_table(u[["model", "cohort", "operating_point", "cutoff", "n_patients", "LGE avoided /100",
                                "Scar missed /100", "sensitivity", "Specificity (scar-free spared)"]], digits=3))
     if len(dc):
+        if "risk" not in dc.columns:
+            dc = dc.assign(risk="as scored")
         parts.append("<div>")
         for cohort in _sorted(dc.drop_duplicates("cohort"))["cohort"]:
             if cohort == "val":
                 continue
-            parts.append(f"<figure>{_img(to_base64_png(decision_figure(dc, cohort)), f'decision curve {cohort}')}"
-                         "</figure>")
+            for risk in dict.fromkeys(dc[dc["cohort"] == cohort]["risk"]):
+                fig = decision_figure(dc, cohort, risk)
+                parts.append(f"<figure>{_img(to_base64_png(fig), f'decision curve {cohort} {risk}')}</figure>")
         parts.append("</div>")
 
     sg = _read(ev_dir, "subgroups.csv")
