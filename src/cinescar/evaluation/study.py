@@ -52,6 +52,7 @@ from cinescar.evaluation.screening import (
     VALIDATION,
     choose_cutoff,
     evaluated_splits,
+    sensitivity_confidence,
     final_probabilities,
     patient_probabilities,
     pooled_validation,
@@ -119,12 +120,15 @@ def check_coverage(pred: pd.DataFrame, index: pd.DataFrame, splits: dict, model:
 
 
 # ------------------------------------------------------------------------------ operating points
-def operating_point_summary(patients: pd.DataFrame, pooled: float, target: float, ci_level: float) -> dict:
+def operating_point_summary(patients: pd.DataFrame, pooled: float, target: float, ci_level: float,
+                            confidence: float | None = None) -> dict:  # fmt: skip
     """What the pooled cut-off reached on the pooled validation patients, and what pooling costs.
 
     Fold models can be calibrated differently (one fold's probabilities all higher than another's); a single
     cut-off then sits well for some folds and badly for others, and the pooled out-of-fold AUC falls below
-    the folds' own AUCs. The pooled AUC averages the concordance of *every* LGE+/LGE− pair; `within_fold_auc`
+    the folds' own AUCs. `confidence_reached` is P(population sensitivity ≥ target) of this cut-off under the
+    Beta law of the empirical quantile (screening.tolerance_rank): ≈ 0.5 for the point rule, ≥
+    `screening.sensitivity_confidence` for the tolerance rule. The pooled AUC averages the concordance of *every* LGE+/LGE− pair; `within_fold_auc`
     averages only the pairs of the same fold (each fold's AUC weighted by its pairs), where calibration
     differences between folds cannot matter. `pooling_cost` = within_fold_auc − pooled_oof_auc is what mixing
     the folds' scales costs; `median_fold_auc` (the issue's comparison) is kept beside it, but with 9–10
@@ -137,15 +141,21 @@ def operating_point_summary(patients: pd.DataFrame, pooled: float, target: float
     for fold, vf in val.groupby("fold"):
         fold_auc[int(fold)] = auc_or_nan(vf["lge"].to_numpy(), vf["prob"].to_numpy())
         pairs[int(fold)] = int(vf["lge"].sum()) * int((1 - vf["lge"]).sum())
-        per_fold[int(fold)] = choose_cutoff(vf["lge"].to_numpy(), vf["prob"].to_numpy(), target)
+        per_fold[int(fold)] = choose_cutoff(vf["lge"].to_numpy(), vf["prob"].to_numpy(), target, confidence)
         fold_mean_prob[int(fold)] = float(vf["prob"].mean())
     finite = [a for a in fold_auc.values() if np.isfinite(a)]
     median_fold = float(np.median(finite)) if finite else float("nan")
     weights = {f: pairs[f] for f, a in fold_auc.items() if np.isfinite(a) and pairs[f]}
     within = (sum(fold_auc[f] * w for f, w in weights.items()) / sum(weights.values())) if weights else float("nan")
+    n_called = int(np.sum(p[y == 1] >= pooled))
+    rule = ("highest cut-off whose sensitivity on the pooled out-of-fold validation patients reaches the target"
+            if confidence is None else
+            f"highest cut-off that reaches the target sensitivity on new patients with confidence {confidence:g} "
+            "(Beta law of the empirical quantile over the pooled out-of-fold LGE+ patients)")  # fmt: skip
     return {
         "operating_point": POOLED, "cutoff": float(pooled), "target_sensitivity": float(target),
-        "rule": "highest cut-off whose sensitivity on the pooled out-of-fold validation patients reaches the target",
+        "rule": rule, "sensitivity_confidence": confidence, "lge_pos_called": n_called,
+        "confidence_reached": sensitivity_confidence(int(y.sum()), n_called, target) if y.sum() else float("nan"),
         "n_patients": m["n_patients"], "n_pos": m["n_pos"], "n_neg": m["n_neg"],
         "sensitivity": m["sensitivity"], "specificity": m["specificity"], "ppv": m["ppv"], "npv": m["npv"],
         "pooled_oof_auc": m["auc"], "pooled_oof_auc_ci_low": m["auc_ci_low"], "pooled_oof_auc_ci_high": m["auc_ci_high"],
@@ -253,6 +263,8 @@ def build_study(predictions: dict[str, str | Path], index: pd.DataFrame, splits:
     scr, ev = cfg.get("screening", {}), cfg.get("evaluation", {})
     target = float(scr.get("target_sensitivity", 0.90))
     optimistic = bool(scr.get("cutoff_on_test", False))
+    confidence = scr.get("sensitivity_confidence")
+    confidence = None if confidence is None else float(confidence)
     level = float(ev.get("ci_level", 0.95))
     rule = str(ev.get("final_model", MEAN_RULE))
     default_op = default_operating_point(cfg)
@@ -272,9 +284,9 @@ def build_study(predictions: dict[str, str | Path], index: pd.DataFrame, splits:
         pm = patient_probabilities(pred, source=predictions[model])
         not_predicted[model] = check_coverage(pred, index, splits, model, predictions[model])
         pooled = choose_cutoff(pooled_validation(pm)["lge"].to_numpy(), pooled_validation(pm)["prob"].to_numpy(),
-                               target)
-        ops[model] = operating_point_summary(pm, pooled, target, level)
-        mm = screening_table(pm, target, optimistic, level, pooled=pooled).assign(model=model)
+                               target, confidence)
+        ops[model] = operating_point_summary(pm, pooled, target, level, confidence)
+        mm = screening_table(pm, target, optimistic, level, pooled=pooled, confidence=confidence).assign(model=model)
         info, final_rows = final_model(pm, mm, model, rule, ops[model], default_op)
         final[model] = info
         if len(final_rows):
