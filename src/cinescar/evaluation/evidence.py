@@ -18,7 +18,10 @@ Files (under `out`):
 | `recalibration.csv` | per final model the logistic recalibration map (a, b) fitted on the development patients only |
 | `decision_curve.csv` | net benefit per threshold with its bootstrap band, "LGE for all", "LGE for none", net LGE scans avoided per 100, per `risk` |
 | `utility.csv` | per final model, cohort and operating point: LGE scans avoided and scar-positive patients missed per 100, with intervals |
-| `subgroups.csv` | final models per cohort × centre / vendor |
+| `subgroups.csv` | final models per cohort × centre / vendor / sex / age group (< 50, ≥ 50) |
+| `sample_size.csv` | per cohort: events, and the expected 95 % half-widths of a sensitivity, specificity and AUC (tripod.py) |
+| `missing_values.csv` | per clinical variable and manifest cohort: values missing before imputation |
+| `images_vs_score.csv` | among LGE− patients, Spearman correlation of the number of images with the score, per image model and cohort |
 | `evidence.json` | cohort sizes and prevalence per role, optimistic numbers, the clinical comparison, bootstrap cost |
 """
 
@@ -47,7 +50,8 @@ from cinescar.evaluation.delong import delong_test
 from cinescar.evaluation.metrics import METRIC_COLUMNS, auc_or_nan, screening_metrics, wilson_intervals
 from cinescar.evaluation import screening as scr
 from cinescar.evaluation.screening import OPTIMISTIC, VALIDATION
-from cinescar.evaluation.subgroups import SUBGROUP_COLUMNS, subgroup_metrics
+from cinescar.evaluation.tripod import images_vs_score, missing_values, sample_size_table
+from cinescar.evaluation.subgroups import SUBGROUP_COLUMNS, subgroup_attributes, subgroup_metrics
 
 log = logging.getLogger(__name__)
 KEYS = ["model", "fold", "cohort", "operating_point"]
@@ -389,8 +393,7 @@ def evidence_tables(patients: dict[str, pd.DataFrame], metrics: pd.DataFrame, fi
                                           int(ev.get("reliability_bins", 5)), maps)  # fmt: skip
 
     curves, subgroups = [], []
-    attrs = manifest[["patient_id", "center", "vendor"]].assign(patient_id=lambda d: d["patient_id"].astype(str)) \
-        if manifest is not None and {"center", "vendor"} <= set(manifest.columns) else None  # fmt: skip
+    attrs = subgroup_attributes(manifest)
     for model, info in final.items():
         for cohort in dev_cohorts:
             pc = _select(patients[model], info["fold"], cohort, names)
@@ -422,6 +425,10 @@ def evidence_tables(patients: dict[str, pd.DataFrame], metrics: pd.DataFrame, fi
     frames = {
         "metrics_ci": mci, "auc_differences": diffs, "calibration": calib, "reliability": rel, "utility": utility,
         "calibration_curve": flex,
+        "sample_size": sample_size_table(cohort_sizes(patients, names),
+                                         float(cfg.get("screening", {}).get("target_sensitivity", 0.90)), level),
+        "missing_values": missing_values(manifest, list(cfg.get("clinical", {}).get("variables", []))),
+        "images_vs_score": images_vs_score(patients, final),
         "recalibration": pd.DataFrame([{"model": m, **f, "fitted_on": "pooled out-of-fold validation (development)"}
                                        for m, f in maps.items()],
                                       columns=["model", "a", "b", "note", "n_patients", "n_pos", "fitted_on"]),

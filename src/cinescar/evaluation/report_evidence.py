@@ -140,15 +140,25 @@ def headline_html(ev_dir: str | Path, out_html: str | Path) -> str:
     util = _final_rows(_read(ev_dir, "utility.csv"), final, ev.get("default_operating_point"))
     if len(util):
         util = _sorted(util[util["cohort"] != "val"])
-        cell = [f"{format_interval(a, al, ah, 0)} avoided, {format_interval(m, ml, mh, 0)} missed" for a, al, ah, m, ml, mh
-                in zip(util["avoided_per_100"], util["avoided_per_100_low"], util["avoided_per_100_high"],
-                       util["missed_per_100"], util["missed_per_100_low"], util["missed_per_100_high"], strict=True)]
+        cell = [f"sensitivity {format_interval(se, sl, sh, 2)}; {format_interval(a, al, ah, 0)} avoided, "
+                f"{format_interval(m, ml, mh, 0)} missed" for se, sl, sh, a, al, ah, m, ml, mh
+                in zip(util["sensitivity"], util["sensitivity_low"], util["sensitivity_high"], util["avoided_per_100"],
+                       util["avoided_per_100_low"], util["avoided_per_100_high"], util["missed_per_100"],
+                       util["missed_per_100_low"], util["missed_per_100_high"], strict=True)]
         grid = util.assign(cell=cell, Cohort=util["cohort"].map(_cohort_name)).pivot_table(
             index="model", columns="Cohort", values="cell", aggfunc="first", sort=False)
         grid.index = [LABELS.get(m, m) for m in grid.index]
         parts.append("<p><b>Per 100 patients</b> at the default cut-off (final models; each cohort's prevalence as "
-                     "above): LGE scans avoided, and scar-positive patients among them (missed).</p>")
+                     "above): the sensitivity reached, LGE scans avoided, and scar-positive patients among them "
+                     "(missed). The per-100 figures, like PPV and NPV, depend on the cohort's prevalence; sensitivity "
+                     "and specificity do not.</p>")
         parts.append(grid.to_html(escape=True, border=0))
+    ss = _read(ev_dir, "sample_size.csv")
+    if len(ss):
+        from cinescar.evaluation.tripod import sample_size_sentence
+
+        target = float(summary.get("target_sensitivity", 0.90))
+        parts.append(f"<p class='note'>{html.escape(sample_size_sentence(ss, target))}</p>")
     opt = ev.get("optimistic", [])
     if opt:
         parts.append("<p class='optimistic'><b>Optimistic numbers</b> (they overstate what new patients would "
@@ -265,9 +275,27 @@ def evidence_html(ev_dir: str | Path, level: float) -> str:
                 parts.append(f"<figure>{_img(to_base64_png(fig), f'decision curve {cohort} {risk}')}</figure>")
         parts.append("</div>")
 
+    parts.append("<h2>Data checks (TRIPOD+AI)</h2>")
+    mv = _read(ev_dir, "missing_values.csv")
+    parts.append("<h3>Missing clinical values before imputation</h3><p class='note'>Per clinical variable "
+                 "(clinical.variables) and manifest cohort; a variable not in the manifest is missing for all. "
+                 "Data: missing_values.csv.</p>")
+    parts.append(_table(mv, digits=3) if len(mv) else "<p class='note'>(no clinical variables, or no manifest)</p>")
+    iv = _read(ev_dir, "images_vs_score.csv")
+    parts.append("<h3>Number of images and the score, LGE− patients</h3><p class='note'>A patient's probability is "
+                 "the maximum over its images, and the maximum of more images is larger; the slice count tracks LV "
+                 "size. A positive Spearman ρ among scar-free patients means the score partly counts images. "
+                 "Development = pooled out of fold; test and external = final model. Descriptive. "
+                 "Data: images_vs_score.csv.</p>")
+    if len(iv):
+        iv = _sorted(iv).assign(model=lambda d: d["model"].map(lambda m: LABELS.get(m, m)),
+                                cohort=lambda d: d["cohort"].map(_cohort_name))
+        parts.append(_table(iv[["model", "cohort", "n_neg", "median_images", "spearman_rho", "p"]], {"p": _fmt_p},
+                            digits=2))  # fmt: skip
     sg = _read(ev_dir, "subgroups.csv")
-    parts.append(f"<h2>Subgroups: centre and vendor</h2><p class='note'>Final models at the {html.escape(str(op))} "
-                 "cut-off; metrics only where a subgroup holds both LGE classes; n always. AUC interval by DeLong, "
+    parts.append(f"<h2>Subgroups: centre, vendor, sex, age</h2><p class='note'>Final models at the {html.escape(str(op))} "
+                 "cut-off; metrics only where a subgroup holds both LGE classes; n always; age groups &lt; 50 and ≥ 50 "
+                 "years fixed in advance. Descriptive: no subgroup test. AUC interval by DeLong, "
                  "sensitivity/specificity as the proportions above. Data: subgroups.csv.</p>")
     if len(sg):
         s = _labelled(sg)

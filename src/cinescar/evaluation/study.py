@@ -203,7 +203,10 @@ def final_model(patients: pd.DataFrame, metrics: pd.DataFrame, model: str, rule:
     info = {"fold": int(fold), "folds": used, "rule": rule, "rule_label": FINAL_RULE_LABELS[rule],
             "optimistic": rule == BEST_ON_TEST_RULE, "operating_point": op, "cutoff": float(cutoff),
             "validation": {k: op_summary[k] for k in ("n_patients", "n_pos", "sensitivity", "specificity")}
-            | {"source": "pooled out-of-fold validation patients of the fold models"}}  # fmt: skip
+            | {"source": "pooled out-of-fold validation patients, each scored by the one fold model that did not "
+                         "train on it: the fold models' figure at this cut-off, not the shipped mean model's (its own "
+                         "are its test and external rows)",
+               "confidence_reached": op_summary.get("confidence_reached")}}  # fmt: skip
     return info, rows
 
 
