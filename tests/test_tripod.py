@@ -53,3 +53,20 @@ def test_subgroup_attributes_add_sex_and_a_fixed_age_split():
     assert a["age_group"].tolist()[:2] == ["< 50", "≥ 50"] and pd.isna(a["age_group"].iloc[2])
     assert a["patient_id"].tolist() == ["1", "2", "3"]
     assert subgroup_attributes(pd.DataFrame({"patient_id": [1]})) is None
+
+
+def test_instability_by_hand():
+    from cinescar.evaluation.tripod import instability
+
+    rows = []
+    fold_probs = {"a": [0.2, 0.4, 0.3], "b": [0.6, 0.8, 0.7]}  # a: final 0.3, b: final 0.7
+    for pid, probs in fold_probs.items():
+        rows += [{"fold": f, "split": "test", "patient_id": pid, "lge": int(pid == "b"), "prob": p}
+                 for f, p in enumerate(probs)]
+        rows.append({"fold": -1, "split": "test", "patient_id": pid, "lge": int(pid == "b"), "prob": np.mean(probs)})
+    pts, summ = instability({"radiomics": pd.DataFrame(rows)}, {"radiomics": {"fold": -1, "cutoff": 0.35}})
+    r = summ.iloc[0]
+    assert len(pts) == 6 and r["n_folds"] == 3
+    assert r["mape"] == pytest.approx((0.1 + 0.1 + 0 + 0.1 + 0.1 + 0) / 6)
+    # at 0.35: a's final call is negative, its fold 1 (0.4) calls positive; b is positive everywhere
+    assert r["share_calls_differ"] == pytest.approx(1 / 6) and r["share_patients_any_call_differs"] == 0.5

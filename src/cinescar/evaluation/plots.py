@@ -163,3 +163,34 @@ def decision_figure(curves: pd.DataFrame, cohort: str, risk: str | None = None) 
     ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     return fig
+
+
+def instability_figure(points: pd.DataFrame, summary: pd.DataFrame, cohort: str) -> Figure:
+    """Prediction instability plot (Riley & Collins 2023): each fold model's probability against the final
+    (mean) model's, one panel per image model, with the cut-off; spread around the diagonal = instability."""
+    d = points[points["cohort"] == cohort]
+    models = list(dict.fromkeys(d["model"]))
+    fig, axes = plt.subplots(1, max(len(models), 1), figsize=(3.4 * max(len(models), 1), 3.6), dpi=110,
+                             squeeze=False)  # fmt: skip
+    for ax, model in zip(axes[0], models, strict=False):
+        dm = d[d["model"] == model]
+        s = summary[(summary["model"] == model) & (summary["cohort"] == cohort)]
+        for lge, marker in ((0, "o"), (1, "^")):
+            g = dm[dm["lge"] == lge]
+            ax.scatter(g["final_prob"], g["prob"], s=10, marker=marker, alpha=0.5, color=COLORS.get(model),
+                       label="LGE+" if lge else "LGE−")  # fmt: skip
+        ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--")
+        if len(s):
+            c = float(s["cutoff"].iloc[0])
+            ax.axvline(c, color="0.3", lw=0.8, ls=":")
+            ax.axhline(c, color="0.3", lw=0.8, ls=":")
+            ax.set_title(f"{LABELS.get(model, model)}\nMAPE {s['mape'].iloc[0]:.3f}; calls differ "
+                         f"{100 * s['share_calls_differ'].iloc[0]:.0f} %", fontsize=8)  # fmt: skip
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("final (mean) model probability", fontsize=8)
+        ax.set_ylabel("each fold model's probability", fontsize=8)
+        ax.legend(fontsize=6, loc="upper left")
+    fig.suptitle(f"Prediction instability across fold models, {cohort_title(cohort)}", fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -16,7 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from cinescar.evaluation.html_parts import _fmt_p, _img, _read_csv, _table
-from cinescar.evaluation.plots import LABELS, cohort_title, decision_figure, reliability_figure, to_base64_png
+from cinescar.evaluation.plots import (LABELS, cohort_title, decision_figure, instability_figure, reliability_figure,
+                                      to_base64_png)
 from cinescar.evaluation.tables import format_interval, interval_table
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "evaluation.md"
@@ -292,6 +293,22 @@ def evidence_html(ev_dir: str | Path, level: float) -> str:
                                 cohort=lambda d: d["cohort"].map(_cohort_name))
         parts.append(_table(iv[["model", "cohort", "n_neg", "median_images", "spearman_rho", "p"]], {"p": _fmt_p},
                             digits=2))  # fmt: skip
+    ins, pts = _read(ev_dir, "instability.csv"), _read(ev_dir, "instability_points.csv")
+    parts.append("<h3>Prediction instability across the fold models</h3><p class='note'>Riley &amp; Collins "
+                 "(BMJ 2023): each fold model's probability against the final (mean) model's for the same patient; "
+                 "MAPE = mean |p<sub>fold</sub> − p<sub>final</sub>|; calls differ = share of fold-model decisions at "
+                 "the final cut-off that differ from the final model's. Data: instability.csv, "
+                 "instability_points.csv.</p>")
+    if len(ins):
+        t = ins.assign(model=ins["model"].map(lambda m: LABELS.get(m, m)), cohort=ins["cohort"].map(_cohort_name))
+        parts.append(_table(t, digits=3))
+        parts.append("<div>")
+        for cohort in dict.fromkeys(ins["cohort"]):
+            fig = instability_figure(pts, ins, cohort)
+            parts.append(f"<figure>{_img(to_base64_png(fig), f'instability {cohort}')}</figure>")
+        parts.append("</div>")
+    else:
+        parts.append("<p class='note'>(no mean final model with fold models to compare)</p>")
     sg = _read(ev_dir, "subgroups.csv")
     parts.append(f"<h2>Subgroups: centre, vendor, sex, age</h2><p class='note'>Final models at the {html.escape(str(op))} "
                  "cut-off; metrics only where a subgroup holds both LGE classes; n always; age groups &lt; 50 and ≥ 50 "

@@ -5,9 +5,11 @@ Rules (paper Methods, "Statistics", with the reference code's optimism removed):
   exceeds the cut-off — the same decision as thresholding the maximum);
 - a patient is positive when its probability is **≥** the cut-off (ties are positive: a screening test
   errs towards scanning);
-- the cut-off is the **highest** threshold whose patient-level sensitivity on the fold's validation
-  patients (`val_all`) reaches the target (default 0.90); the highest such threshold gives the highest
-  specificity among those reaching the target. It is then applied unchanged to the internal test and
+- the cut-off is the **highest** threshold whose patient-level sensitivity on the development patients
+  it is set on (pooled out of fold by default, see below; a fold's own `val_all` for the per-fold rows)
+  reaches the target (default 0.90); the highest such threshold gives the highest specificity among those
+  reaching the target. With `screening.sensitivity_confidence` it is instead the highest threshold that
+  reaches the target on *new* patients with that confidence (`tolerance_rank`, Beta law). It is then applied unchanged to the internal test and
   external cohorts, and the sensitivity actually reached there is reported;
 - the **default** cut-off (`screening.operating_point: pooled`) is set once per model on the *pooled*
   out-of-fold validation predictions of all development patients (each is a validation patient of exactly

@@ -131,8 +131,8 @@ def operating_point_summary(patients: pd.DataFrame, pooled: float, target: float
     `screening.sensitivity_confidence` for the tolerance rule. The pooled AUC averages the concordance of *every* LGE+/LGE− pair; `within_fold_auc`
     averages only the pairs of the same fold (each fold's AUC weighted by its pairs), where calibration
     differences between folds cannot matter. `pooling_cost` = within_fold_auc − pooled_oof_auc is what mixing
-    the folds' scales costs; `median_fold_auc` (the issue's comparison) is kept beside it, but with 9–10
-    patients per fold it also carries the small-sample spread of the fold AUCs.
+    the folds' scales costs; `median_fold_auc` (the issue's comparison) is kept beside it, but with a
+    few LGE+ patients per fold it also carries the small-sample spread of the fold AUCs.
     """
     val = pooled_validation(patients)
     y, p = val["lge"].to_numpy(), val["prob"].to_numpy()

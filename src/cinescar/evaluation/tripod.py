@@ -109,3 +109,42 @@ def images_vs_score(patients: dict[str, pd.DataFrame], final: dict[str, dict]) -
                          "n_neg": int(ok.sum()), "spearman_rho": rho, "p": pval,
                          "median_images": float(np.median(n_img[ok])) if ok.any() else float("nan")})  # fmt: skip
     return pd.DataFrame(rows, columns=IMAGES_COLUMNS)
+
+
+INSTABILITY_COLUMNS = ["model", "cohort", "n_patients", "n_folds", "mape", "max_abs_difference", "cutoff",
+                       "share_calls_differ", "share_patients_any_call_differs"]  # fmt: skip
+
+
+def instability(patients: dict[str, pd.DataFrame], final: dict[str, dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-patient prediction instability across the fold models (Riley & Collins, BMJ 2023), for the image
+    models' mean final model on test and external: (points, summary).
+
+    Points: each patient's final (mean) probability beside each fold model's — the data of the instability
+    plot. Summary: the mean absolute prediction error |p_fold − p_final| (MAPE), its maximum, and at the final
+    model's cut-off the share of fold-model calls that differ from the final model's and the share of patients
+    whom at least one fold model would call differently. Only the mean rule has fold models to compare with.
+    """
+    points, rows = [], []
+    for model in (m for m in IMAGE_MODELS if m in patients):
+        info = final[model]
+        if int(info["fold"]) >= 0:
+            continue
+        p = patients[model]
+        cut = float(info["cutoff"])
+        for cohort in ("test", "external"):
+            fin = p[(p["fold"] == int(info["fold"])) & (p["split"] == cohort)][["patient_id", "lge", "prob"]]
+            folds = p[(p["fold"] >= 0) & (p["split"] == cohort)][["patient_id", "fold", "prob"]]
+            if fin.empty or folds.empty:
+                continue
+            m = folds.merge(fin.rename(columns={"prob": "final_prob"}), on="patient_id", validate="many_to_one")
+            points.append(m.assign(model=model, cohort=cohort))
+            diff = (m["prob"] - m["final_prob"]).abs()
+            differs = (m["prob"] >= cut) != (m["final_prob"] >= cut)
+            rows.append({"model": model, "cohort": cohort, "n_patients": int(fin["patient_id"].nunique()),
+                         "n_folds": int(m["fold"].nunique()), "mape": float(diff.mean()),
+                         "max_abs_difference": float(diff.max()), "cutoff": cut,
+                         "share_calls_differ": float(differs.mean()),
+                         "share_patients_any_call_differs": float(differs.groupby(m["patient_id"]).any().mean())})  # fmt: skip
+    cols = ["model", "cohort", "patient_id", "lge", "fold", "prob", "final_prob"]
+    pts = pd.concat(points, ignore_index=True)[cols] if points else pd.DataFrame(columns=cols)
+    return pts, pd.DataFrame(rows, columns=INSTABILITY_COLUMNS)
