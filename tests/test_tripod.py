@@ -70,3 +70,16 @@ def test_instability_by_hand():
     assert r["mape"] == pytest.approx((0.1 + 0.1 + 0 + 0.1 + 0.1 + 0) / 6)
     # at 0.35: a's final call is negative, its fold 1 (0.4) calls positive; b is positive everywhere
     assert r["share_calls_differ"] == pytest.approx(1 / 6) and r["share_patients_any_call_differs"] == 0.5
+
+
+def test_participant_flow_accounts_for_every_manifest_patient():
+    from cinescar.evaluation.tripod import participant_flow
+
+    man = pd.DataFrame({"patient_id": list("abcdef"), "cohort": ["internal"] * 4 + ["external"] * 2,
+                        "lge": [1, 0, 0, 1, 1, 0]})
+    cohorts = [{"role": "development (out-of-fold validation)", "n_patients": 2, "n_pos": 1},
+               {"role": "internal test", "n_patients": 1, "n_pos": 0},
+               {"role": "external", "n_patients": 2, "n_pos": 1}]
+    f = participant_flow(man, cohorts).set_index(["stage", "source"])
+    assert f.loc[("manifest", "internal"), "n_patients"] == 4 and f.loc[("manifest", "external"), "n_pos"] == 1
+    assert f.loc[("not in any analysis", "all"), "n_patients"] == 1 and f.loc[("not in any analysis", "all"), "n_pos"] == 1

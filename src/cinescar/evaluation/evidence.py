@@ -23,6 +23,7 @@ Files (under `out`):
 | `missing_values.csv` | per clinical variable and manifest cohort: values missing before imputation |
 | `images_vs_score.csv` | among LGE− patients, Spearman correlation of the number of images with the score, per image model and cohort |
 | `instability.csv`, `instability_points.csv` | prediction instability of the mean final image models across their fold models (MAPE, calls that differ at the cut-off; the points of the instability plot) |
+| `flow.csv` | participant flow: manifest patients per source, per analysis role, and those in no analysis |
 | `evidence.json` | cohort sizes and prevalence per role, optimistic numbers, the clinical comparison, bootstrap cost |
 """
 
@@ -51,7 +52,8 @@ from cinescar.evaluation.delong import delong_test
 from cinescar.evaluation.metrics import METRIC_COLUMNS, auc_or_nan, screening_metrics, wilson_intervals
 from cinescar.evaluation import screening as scr
 from cinescar.evaluation.screening import OPTIMISTIC, VALIDATION
-from cinescar.evaluation.tripod import images_vs_score, instability, missing_values, sample_size_table
+from cinescar.evaluation.tripod import (images_vs_score, instability, missing_values, participant_flow,
+                                       sample_size_table)
 from cinescar.evaluation.subgroups import SUBGROUP_COLUMNS, subgroup_attributes, subgroup_metrics
 
 log = logging.getLogger(__name__)
@@ -430,6 +432,7 @@ def evidence_tables(patients: dict[str, pd.DataFrame], metrics: pd.DataFrame, fi
                                          float(cfg.get("screening", {}).get("target_sensitivity", 0.90)), level),
         "missing_values": missing_values(manifest, list(cfg.get("clinical", {}).get("variables", []))),
         "images_vs_score": images_vs_score(patients, final),
+        "flow": participant_flow(manifest, cohort_sizes(patients, names)),
         **dict(zip(("instability_points", "instability"), instability(patients, final), strict=True)),
         "recalibration": pd.DataFrame([{"model": m, **f, "fitted_on": "pooled out-of-fold validation (development)"}
                                        for m, f in maps.items()],

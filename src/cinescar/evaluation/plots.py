@@ -194,3 +194,35 @@ def instability_figure(points: pd.DataFrame, summary: pd.DataFrame, cohort: str)
     fig.suptitle(f"Prediction instability across fold models, {cohort_title(cohort)}", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def flow_figure(flow: pd.DataFrame) -> Figure:
+    """Participant flow (TRIPOD+AI 20a) as boxes: manifest sources on top, analysis roles below."""
+    top, bottom = flow[flow["stage"] == "manifest"], flow[flow["stage"] == "analysed"]
+    top = top.assign(_ext=top["source"].astype(str).str.startswith("external")).sort_values(["_ext", "source"])
+    lost = flow[flow["stage"] == "not in any analysis"]
+    fig, ax = plt.subplots(figsize=(7.5, 3.2), dpi=110)
+    ax.axis("off")
+
+    def box(x: float, y: float, text: str) -> None:
+        ax.text(x, y, text, ha="center", va="center", fontsize=8,
+                bbox={"boxstyle": "round", "facecolor": "#f2f2f2", "edgecolor": "0.4"})  # fmt: skip
+
+    xs = {}
+    for i, r in enumerate(top.itertuples()):
+        xs[str(r.source)] = (i + 0.5) / max(len(top), 1)
+        box(xs[str(r.source)], 0.85, f"manifest: {r.source}\n{r.n_patients} patients, {r.n_pos} LGE+")
+    internal = next((x for s, x in xs.items() if not s.startswith("external")), 0.5)
+    for i, r in enumerate(bottom.itertuples()):
+        x = (i + 0.5) / max(len(bottom), 1)
+        box(x, 0.2, f"{r.source}\n{r.n_patients} patients, {r.n_pos} LGE+")
+        role = str(r.source)
+        src = next((v for s, v in xs.items() if s.startswith("external") and role.startswith("external")
+                    and (s == "external" or s.split(":", 1)[-1] in role)), internal)  # fmt: skip
+        ax.annotate("", xy=(x, 0.32), xytext=(src, 0.74), arrowprops={"arrowstyle": "->", "color": "0.5"})
+    if len(lost):
+        box(0.9, 0.52, f"not in any\nanalysis: {int(lost['n_patients'].iloc[0])}")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_title("Participant flow", fontsize=9)
+    return fig

@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from cinescar.evaluation.html_parts import _fmt_p, _img, _read_csv, _table
-from cinescar.evaluation.plots import (LABELS, cohort_title, decision_figure, instability_figure, reliability_figure,
-                                      to_base64_png)
+from cinescar.evaluation.plots import (LABELS, cohort_title, decision_figure, flow_figure, instability_figure,
+                                      reliability_figure, to_base64_png)
 from cinescar.evaluation.tables import format_interval, interval_table
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "evaluation.md"
@@ -277,6 +277,11 @@ def evidence_html(ev_dir: str | Path, level: float) -> str:
         parts.append("</div>")
 
     parts.append("<h2>Data checks (TRIPOD+AI)</h2>")
+    flow = _read(ev_dir, "flow.csv")
+    if len(flow):
+        parts.append("<h3>Participant flow</h3><p class='note'>Patients of the manifest per source, per analysis "
+                     "role, and those no analysis holds. Data: flow.csv.</p>")
+        parts.append(f"<figure>{_img(to_base64_png(flow_figure(flow)), 'participant flow')}</figure>")
     mv = _read(ev_dir, "missing_values.csv")
     parts.append("<h3>Missing clinical values before imputation</h3><p class='note'>Per clinical variable "
                  "(clinical.variables) and manifest cohort; a variable not in the manifest is missing for all. "

@@ -148,3 +148,25 @@ def instability(patients: dict[str, pd.DataFrame], final: dict[str, dict]) -> tu
     cols = ["model", "cohort", "patient_id", "lge", "fold", "prob", "final_prob"]
     pts = pd.concat(points, ignore_index=True)[cols] if points else pd.DataFrame(columns=cols)
     return pts, pd.DataFrame(rows, columns=INSTABILITY_COLUMNS)
+
+
+FLOW_COLUMNS = ["stage", "source", "n_patients", "n_pos"]
+
+
+def participant_flow(manifest: pd.DataFrame | None, cohorts: list[dict]) -> pd.DataFrame:
+    """TRIPOD+AI 20a: patients in the manifest per source (internal / each external), then per analysis role
+    (evidence.cohort_sizes), and those of the manifest no analysis holds (e.g. no usable image)."""
+    rows = []
+    evaluated = sum(int(c["n_patients"]) for c in cohorts)
+    if manifest is not None and {"patient_id", "lge"} <= set(manifest.columns):
+        src = manifest["cohort"].astype(str) if "cohort" in manifest.columns else pd.Series("all", index=manifest.index)
+        for name, g in manifest.groupby(src, sort=True):
+            rows.append({"stage": "manifest", "source": name, "n_patients": int(g["patient_id"].nunique()),
+                         "n_pos": int(pd.to_numeric(g["lge"], errors="coerce").fillna(0).astype(int).sum())})
+        total = int(manifest["patient_id"].nunique())
+        rows.append({"stage": "not in any analysis", "source": "all", "n_patients": total - evaluated,
+                     "n_pos": sum(r["n_pos"] for r in rows) - sum(int(c["n_pos"]) for c in cohorts)})
+    for c in cohorts:
+        rows.append({"stage": "analysed", "source": c["role"], "n_patients": int(c["n_patients"]),
+                     "n_pos": int(c["n_pos"])})
+    return pd.DataFrame(rows, columns=FLOW_COLUMNS)
