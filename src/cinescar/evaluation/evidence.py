@@ -23,6 +23,7 @@ Files (under `out`):
 | `missing_values.csv` | per clinical variable and manifest cohort: values missing before imputation |
 | `images_vs_score.csv` | among LGE− patients, Spearman correlation of the number of images with the score, per image model and cohort |
 | `instability.csv`, `instability_points.csv` | prediction instability of the mean final image models across their fold models (MAPE, calls that differ at the cut-off; the points of the instability plot) |
+| `cutoff_uncertainty.csv` | per final model and evaluated cohort: the cut-off, sensitivity and specificity with whole-chain bootstrap intervals (development resample → cut-off → cohort resample; chain.py) |
 | `flow.csv` | participant flow: manifest patients per source, per analysis role, and those in no analysis |
 | `evidence.json` | cohort sizes and prevalence per role, optimistic numbers, the clinical comparison, bootstrap cost |
 """
@@ -44,6 +45,7 @@ from cinescar.cohort.contract import external_name
 from cinescar.errors import CinescarError
 from cinescar.evaluation.bootstrap import (INTERVAL_METRICS, auc_difference_interval, group_seed, percentile_interval,
                                            screening_intervals, stratified_resamples)  # fmt: skip
+from cinescar.evaluation.chain import chain_table
 from cinescar.evaluation.calibration import EPS, calibration_summary, reliability_table
 from cinescar.evaluation.decision import decision_curve, thresholds
 from cinescar.evaluation.risk import (CURVE_COLUMNS, fit_recalibration, flexible_calibration,
@@ -433,6 +435,8 @@ def evidence_tables(patients: dict[str, pd.DataFrame], metrics: pd.DataFrame, fi
         "missing_values": missing_values(manifest, list(cfg.get("clinical", {}).get("variables", []))),
         "images_vs_score": images_vs_score(patients, final),
         "flow": participant_flow(manifest, cohort_sizes(patients, names)),
+        "cutoff_uncertainty": chain_table(patients, final, cohorts, lambda p, f, c: _select(p, f, c, names), cfg,
+                                          level),
         **dict(zip(("instability_points", "instability"), instability(patients, final), strict=True)),
         "recalibration": pd.DataFrame([{"model": m, **f, "fitted_on": "pooled out-of-fold validation (development)"}
                                        for m, f in maps.items()],

@@ -264,6 +264,15 @@ def evidence_html(ev_dir: str | Path, level: float) -> str:
                               "specificity": "Specificity (scar-free spared)"})
         parts.append(_table(u[["model", "cohort", "operating_point", "cutoff", "n_patients", "LGE avoided /100",
                                "Scar missed /100", "sensitivity", "Specificity (scar-free spared)"]], digits=3))
+    chain = _read(ev_dir, "cutoff_uncertainty.csv")
+    if len(chain):
+        parts.append("<h3>The cut-off's own uncertainty</h3><p class='note'>Each bootstrap replicate resamples the "
+                     "development patients, sets the cut-off on them by the configured rule, resamples the evaluated "
+                     "cohort and scores it at that cut-off: these intervals hold the cut-off's uncertainty as well as "
+                     "the cohort's (the ones above treat the cut-off as fixed). Data: cutoff_uncertainty.csv.</p>")
+        c = _labelled(chain)
+        c = interval_table(c, ["cutoff", "sensitivity", "specificity"])
+        parts.append(_table(c[["model", "cohort", "n_boot", "cutoff", "sensitivity", "specificity"]], digits=3))
     if len(dc):
         if "risk" not in dc.columns:
             dc = dc.assign(risk="as scored")
