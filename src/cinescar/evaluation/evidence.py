@@ -1,9 +1,12 @@
-"""The evidence a reader weighs: intervals on every number, calibration, clinical utility, subgroups, each
-external cohort on its own, and the headline of the report (issue 12; docs/evaluation.md).
+"""The evidence a reader weighs: intervals (on discrimination, the proportions at the cut-off, calibration, net
+benefit, and the cut-off itself by the whole-chain bootstrap), calibration read as risk, clinical utility,
+subgroups, TRIPOD+AI counts, each external cohort on its own, and the headline of the report (issues 12, 24;
+docs/evaluation.md).
 
 `evidence_tables` is called once by `evaluate_study` after the metrics and the final models are known. It only
 *adds* files; it never changes a cut-off or a probability. Every cut-off it uses is a row of the metrics table
-(set on validation data by screening.py), so test and external patients reach nothing here but the scoring.
+(set on validation data by screening.py), and the recalibration maps are fitted on the development patients, so
+test and external patients reach nothing here but the scoring.
 
 Files (under `out`):
 
