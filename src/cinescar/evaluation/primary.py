@@ -32,6 +32,7 @@ import pandas as pd
 from scipy import stats
 
 from cinescar.errors import CinescarError
+from cinescar.evaluation.aligned import aligned
 from cinescar.evaluation.bootstrap import auc_replicates, group_seed, percentile_interval, stratified_resamples
 from cinescar.evaluation.delong import delong_test
 from cinescar.evaluation.metrics import auc_or_nan
@@ -134,8 +135,6 @@ def verdict(diff_low: float, diff_high: float) -> str:
 
 def primary_comparison(cfg: dict, patients: dict[str, pd.DataFrame], final: dict[str, dict]) -> dict:
     """The primary comparison's spec, estimate, interval, p and verdict (summary.json `primary_comparison`)."""
-    from cinescar.evaluation.study import _aligned
-
     spec = resolve_spec(cfg, patients)
     if isinstance(spec, str):
         return {"available": False, "reason": spec}
@@ -143,7 +142,7 @@ def primary_comparison(cfg: dict, patients: dict[str, pd.DataFrame], final: dict
     if not all(((patients[m]["split"] == spec.cohort) & (patients[m]["fold"] == f)).any() for m, f in picks.items()):
         return {"available": False, "reason": f"no primary comparison: no {spec.cohort} patients in this run",
                 **asdict(spec)}  # fmt: skip
-    y, scores = _aligned(patients, picks, spec.cohort)
+    y, scores = aligned(patients, picks, spec.cohort)
     base = {"available": True, **asdict(spec), "n_patients": int(y.size), "n_pos": int(y.sum()),
             "method_words": METHOD_WORDS[spec.method]}  # fmt: skip
     try:

@@ -39,6 +39,7 @@ import pandas as pd
 from scipy import stats
 
 from cinescar.errors import CinescarError, CohortError
+from cinescar.evaluation.aligned import aligned as _aligned
 from cinescar.evaluation.delong import delong_test
 from cinescar.evaluation.metrics import auc_or_nan, roc_with_band, screening_metrics
 from cinescar.evaluation.screening import (
@@ -313,27 +314,6 @@ def build_study(predictions: dict[str, str | Path], index: pd.DataFrame, splits:
 
 
 # ----------------------------------------------------------------------------- comparisons
-def _aligned(patients: dict[str, pd.DataFrame], picks: dict[str, int], cohort: str) -> tuple[np.ndarray, dict]:
-    """Labels and per-model probabilities on the same patients (models may come from different folds)."""
-    frames = {}
-    for model, fold in picks.items():
-        p = patients[model]
-        frames[model] = p[(p["fold"] == fold) & (p["split"] == cohort)].set_index("patient_id")
-    ids = {m: set(f.index) for m, f in frames.items()}
-    first = next(iter(ids))
-    for m, s in ids.items():
-        if s != ids[first]:
-            diff = sorted(s ^ ids[first])
-            raise CohortError(f"models {first} and {m} were evaluated on different {cohort} patients "
-                              f"({len(diff)} differ)", patient_id=diff[0])  # fmt: skip
-    order = sorted(ids[first])
-    y = frames[first].loc[order, "lge"].to_numpy(dtype=int)
-    for m, f in frames.items():
-        if not np.array_equal(f.loc[order, "lge"].to_numpy(dtype=int), y):
-            raise CinescarError(f"models {first} and {m} disagree on LGE labels of {cohort} patients")
-    return y, {m: f.loc[order, "prob"].to_numpy(dtype=float) for m, f in frames.items()}
-
-
 def _delong_or_nan(y: np.ndarray, a: np.ndarray, b: np.ndarray, what: str) -> dict[str, float]:
     try:
         return delong_test(y, a, b).as_dict()
