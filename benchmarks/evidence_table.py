@@ -67,6 +67,8 @@ def table(evaluation: Path, cohort: str) -> pd.DataFrame:
         else:
             row["LGE avoided /100"] = row["scar missed /100"] = "–"
         c = cal[(cal.model == model) & (cal.cohort == cohort) & (cal.fold == fold)]
+        if "risk" in c.columns:
+            c = c[c.risk == "as scored"]
         row["calibration slope"] = (_ci(c.iloc[0].cal_slope, c.iloc[0].cal_slope_low, c.iloc[0].cal_slope_high)
                                     if not c.empty else "–")
         rows.append(row)
@@ -84,6 +86,17 @@ def main() -> None:
     print(f"# command: {' '.join(sys.argv)}")
     rule = final["rule"].iloc[0] if len(final) else "?"
     print(f"# final model rule: {rule}; operating point: pooled out-of-fold cut-off for sensitivity >= target")
+    print("# intervals: AUC DeLong; ΔAUC vs clinical DeLong Wald (incremental.csv) with DeLong's p, descriptive "
+          "except the primary comparison; per 100: Wilson; calibration slope: Wald (as scored)")
+    summary = evaluation / "summary.json"
+    if summary.exists():
+        import json
+
+        from cinescar.evaluation.primary import primary_sentence
+
+        pc = json.loads(summary.read_text()).get("primary_comparison")
+        if pc is not None:
+            print(f"# {primary_sentence(pc)}")
     cohorts = ["val", "test"] + [c for c in final.cohort.unique() if c not in ("val", "test")]
     for cohort in cohorts:
         t = table(evaluation, cohort)

@@ -61,3 +61,58 @@ def test_reliability_counts_and_points():
     assert t["bin"].tolist() == [0, 1, 2, 4] and t["n"].tolist() == [2, 2, 1, 3]
     assert t["observed"].tolist() == pytest.approx([0.0, 0.5, 1.0, 2 / 3])
     assert t["mean_prob"].tolist() == pytest.approx([0.1, 0.325, 0.55, (0.9 + 1.0 + 0.95) / 3])
+
+
+@pytest.mark.parametrize("p", [[0.2, 0.1, 0.9], [0.0, 0.2, 0.4, 0.6, 0.8, 1.0], [0.2, 0.2, 0.2, 0.7],
+                               [60 / 300, 0.4, 0.40000001, 0.39999999, 1.0]])
+def test_reliability_matches_scikit_learn_on_bin_edges(p):
+    # a probability exactly on an edge belongs to the bin below it (scikit-learn: searchsorted side="left");
+    # side="right" mislabelled these counts or crashed ("All arrays must be of the same length")
+    from sklearn.calibration import calibration_curve
+
+    p = np.asarray(p)
+    y = (np.arange(p.size) % 2).astype(int)
+    t = reliability_table(y, p, n_bins=5)
+    observed, predicted = calibration_curve(y, p, n_bins=5, strategy="uniform")
+    assert t["observed"].tolist() == pytest.approx(observed.tolist())
+    assert t["mean_prob"].tolist() == pytest.approx(predicted.tolist())
+    assert t["n"].sum() == p.size
+    # every probability lies in its bin: (low, high], the first bin also holding 0
+    for _, row in t.iterrows():
+        members = p[(p > row["bin_low"]) | ((row["bin"] == 0) & (p == 0))]
+        members = members[members <= row["bin_high"] + 1e-15]
+        assert members.size == row["n"]
+
+
+def test_reliability_edge_value_counts_by_hand():
+    t = reliability_table(np.array([1, 0, 1]), np.array([0.2, 0.1, 0.9]), n_bins=5)
+    # 0.2 sits on the edge between bins 0 and 1: it joins 0.1 in bin 0 ([0, 0.2]); 0.9 is in bin 4
+    assert t["bin"].tolist() == [0, 4] and t["n"].tolist() == [2, 1]
+    assert t["observed"].tolist() == pytest.approx([0.5, 1.0])
+    assert t["mean_prob"].tolist() == pytest.approx([0.15, 0.9])
+
+
+def test_quasi_separation_and_near_separation_are_flagged_not_printed():
+    y = np.array([0, 0, 1, 1, 1])
+    # quasi-complete: the classes meet at one tied value (0.5); the MLE slope is infinite
+    slope, note = calibration_slope(y, np.array([0.1, 0.5, 0.5, 0.7, 0.9]))
+    assert np.isnan(slope) and note == "separation"
+    # one discordant pair at the boundary: the finite MLE is set by those two patients alone
+    y = np.array([0, 0, 0, 1, 1, 1])
+    slope, note = calibration_slope(y, np.array([0.1, 0.2, 0.6, 0.5, 0.9, 0.95]))
+    assert np.isnan(slope) and note.startswith("near separation (2 patients")
+    # a real overlap: a finite slope, no note
+    slope, note = calibration_slope(np.array([0, 1, 0, 1, 0, 1, 0, 1]),
+                                    np.array([0.1, 0.3, 0.4, 0.45, 0.5, 0.6, 0.7, 0.9]))
+    assert np.isfinite(slope) and note == ""
+
+
+def test_clipped_probabilities_are_counted_and_noted():
+    rng = np.random.default_rng(1)
+    p = rng.uniform(0.05, 0.95, 200)
+    y = (rng.random(200) < p).astype(int)
+    s = calibration_summary(y, p)
+    assert s["n_clipped"] == 0 and s["slope_note"] == ""
+    p[:7] = np.where(y[:7] == 1, 1.0, 0.0)  # a random forest's exact 0 and 1
+    s = calibration_summary(y, p)
+    assert s["n_clipped"] == 7 and "7 probabilities clipped" in s["slope_note"] and np.isfinite(s["cal_slope"])

@@ -149,6 +149,10 @@ def test_clinical_and_combined_models_reach_every_table(study_files, tmp_path, m
         assert 0 <= r.p <= 1
     summary = json.loads(files["summary"].read_text())
     assert summary["model_notes"]["clinical"].startswith("Clinical model on LVM, age, sex")
-    assert any(s.startswith("Radiomics images beyond the clinical model") for s in summary["incremental"])
+    # the only combined model is the pre-specified primary comparison, stated first with its one verdict
+    pc = summary["primary_comparison"]
+    assert pc["model"] == "radiomics_clinical" and pc["reference"] == "clinical" and pc["method"] == "delong"
+    assert summary["incremental"][0].startswith("Primary comparison (pre-specified): Radiomics + clinical vs Clinical")
+    assert pc["verdict"] == ("yes" if pc["diff_low"] > 0 else pc["verdict"]) and "descriptive" in summary["multiplicity"]
     delong = pd.read_csv(files["delong"])
     assert {"clinical", "radiomics_clinical"} <= set(delong["model_a"]) | set(delong["model_b"])

@@ -175,6 +175,7 @@ def test_report_is_self_contained(study, tmp_path):
     first = final["dl"]["fold"] if final["dl"]["fold"] >= 0 else 0  # the mean final model has no fold of its own
     assert f"gradcam/fold{first}/cam_0.png" in text  # the final DL model's fold (if any) comes first
     assert "a_stale_from_an_earlier_run" not in text  # only the Grad-CAMs the training job declared
+    assert "Chosen with the internal test cohort's labels" in text  # and captioned as chosen on the test labels
     for heading in ("Table 1", "Table 2", "Table 3", "Table 4", "Table S1", "Table S2", "DeLong", "Grad-CAM"):
         assert heading in text
     assert "target_sensitivity: 0.9" in text and "scikit-learn" in text  # config YAML and package versions
@@ -188,8 +189,10 @@ def test_report_headline_and_evidence(study, tmp_path):
     text = build_report(files["metrics"].parent, tmp_path / "report.html", CFG).read_text(encoding="utf-8")
     box = text.index("At a glance")
     assert box < text.index("<h2>Final models</h2>") < text.index("Final models with intervals")
-    for heading in ("Calibration", "Clinical utility", "Subgroups: centre and vendor", "AUC differences",
-                    "Per 100 patients", "LGE avoided /100", "Do the images add to the clinical variables?", "TRIPOD+AI"):
+    for heading in ("Calibration", "Clinical utility", "Subgroups: centre, vendor, sex, age", "AUC differences",
+                    "Per 100 patients", "LGE avoided /100", "Do the images add to the clinical variables?", "TRIPOD+AI",
+                    "Missing clinical values before imputation", "Number of images and the score",
+                    "Sample size (expected 95 % half-widths"):
         assert heading in text, heading
     assert re.search(r"\d\.\d\d \(\d\.\d\d–\d\.\d\d\)", text)  # e.g. 0.80 (0.52–0.95)
     ev = json.loads(files["evidence"].read_text())

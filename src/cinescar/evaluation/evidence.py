@@ -1,21 +1,33 @@
-"""The evidence a reader weighs: intervals on every number, calibration, clinical utility, subgroups, each
-external cohort on its own, and the headline of the report (issue 12; docs/evaluation.md).
+"""The evidence a reader weighs: intervals (on discrimination, the proportions at the cut-off, calibration, net
+benefit, and the cut-off itself by the whole-chain bootstrap), calibration read as risk, clinical utility,
+subgroups, TRIPOD+AI counts, each external cohort on its own, and the headline of the report (issues 12, 24;
+docs/evaluation.md).
 
 `evidence_tables` is called once by `evaluate_study` after the metrics and the final models are known. It only
 *adds* files; it never changes a cut-off or a probability. Every cut-off it uses is a row of the metrics table
-(set on validation data by screening.py), so test and external patients reach nothing here but the scoring.
+(set on validation data by screening.py), and the recalibration maps are fitted on the development patients, so
+test and external patients reach nothing here but the scoring.
 
 Files (under `out`):
 
 | file | content |
 |---|---|
 | `metrics_ci.csv` | every metrics row + `{metric}_low/_high` (Wilson or stratified bootstrap, `interval_method`), and the same rows per named external cohort (`cohort = external:<name>`) |
-| `auc_differences.csv` | every pair of final models per cohort: AUC difference, bootstrap interval, DeLong's p |
+| `auc_differences.csv` | every pair of final models per cohort: AUC difference, bootstrap percentile interval (`diff_low/high`), DeLong Wald interval (`delong_low/high`), DeLong's p — all descriptive |
 | `calibration.csv` | final models per cohort: Brier (bootstrap interval), calibration intercept and slope (Wald intervals) |
-| `reliability.csv` | reliability curve points (equal-width bins, n per bin) |
-| `decision_curve.csv` | net benefit per threshold, with "LGE for all" and "LGE for none" |
+| `calibration.csv` … | also `n_clipped` (probabilities the logit clipped), `risk` (as scored / recalibrated on development), `curve` (kind of flexible curve) |
+| `reliability.csv` | reliability curve points (equal-width bins, n per bin), per `risk` |
+| `calibration_curve.csv` | flexible calibration curve (3-knot restricted cubic spline of logit p) with its bootstrap band (risk.py) |
+| `recalibration.csv` | per final model the logistic recalibration map (a, b) fitted on the development patients only |
+| `decision_curve.csv` | net benefit per threshold with its bootstrap band, "LGE for all", "LGE for none", net LGE scans avoided per 100, per `risk` |
 | `utility.csv` | per final model, cohort and operating point: LGE scans avoided and scar-positive patients missed per 100, with intervals |
-| `subgroups.csv` | final models per cohort × centre / vendor |
+| `subgroups.csv` | final models per cohort × centre / vendor / sex / age group (< 50, ≥ 50) |
+| `sample_size.csv` | per cohort: events, and the expected 95 % half-widths of a sensitivity, specificity and AUC (tripod.py) |
+| `missing_values.csv` | per clinical variable and manifest cohort: values missing before imputation |
+| `images_vs_score.csv` | among LGE− patients, Spearman correlation of the number of images with the score, per image model and cohort |
+| `instability.csv`, `instability_points.csv` | prediction instability of the mean final image models across their fold models (MAPE, calls that differ at the cut-off; the points of the instability plot) |
+| `cutoff_uncertainty.csv` | per final model and evaluated cohort: the cut-off, sensitivity and specificity with whole-chain bootstrap intervals (development resample → cut-off → cohort resample; chain.py) |
+| `flow.csv` | participant flow: manifest patients per source, per analysis role, and those in no analysis |
 | `evidence.json` | cohort sizes and prevalence per role, optimistic numbers, the clinical comparison, bootstrap cost |
 """
 
@@ -36,13 +48,18 @@ from cinescar.cohort.contract import external_name
 from cinescar.errors import CinescarError
 from cinescar.evaluation.bootstrap import (INTERVAL_METRICS, auc_difference_interval, group_seed, percentile_interval,
                                            screening_intervals, stratified_resamples)  # fmt: skip
+from cinescar.evaluation.chain import chain_table
 from cinescar.evaluation.calibration import EPS, calibration_summary, reliability_table
 from cinescar.evaluation.decision import decision_curve, thresholds
+from cinescar.evaluation.risk import (CURVE_COLUMNS, fit_recalibration, flexible_calibration,
+                                      interventions_avoided_per_100, net_benefit_replicates, recalibrate)
 from cinescar.evaluation.delong import delong_test
 from cinescar.evaluation.metrics import METRIC_COLUMNS, auc_or_nan, screening_metrics, wilson_intervals
 from cinescar.evaluation import screening as scr
 from cinescar.evaluation.screening import OPTIMISTIC, VALIDATION
-from cinescar.evaluation.subgroups import SUBGROUP_COLUMNS, subgroup_metrics
+from cinescar.evaluation.tripod import (images_vs_score, instability, missing_values, participant_flow,
+                                       sample_size_table)
+from cinescar.evaluation.subgroups import SUBGROUP_COLUMNS, subgroup_attributes, subgroup_metrics
 
 log = logging.getLogger(__name__)
 KEYS = ["model", "fold", "cohort", "operating_point"]
@@ -148,10 +165,12 @@ def auc_differences(patients: dict[str, pd.DataFrame], final: dict[str, dict], c
             row = {"cohort": cohort, "model_a": a, "fold_a": final[a]["fold"], "model_b": b,
                    "fold_b": final[b]["fold"], "n_patients": len(ids), "n_pos": int(y.sum())}  # fmt: skip
             auc_a, auc_b = auc_or_nan(y, sa), auc_or_nan(y, sb)
-            row.update({"auc_a": auc_a, "auc_b": auc_b, "diff": auc_a - auc_b, "z": np.nan, "p": np.nan})
+            row.update({"auc_a": auc_a, "auc_b": auc_b, "diff": auc_a - auc_b, "z": np.nan, "p": np.nan,
+                        "delong_low": np.nan, "delong_high": np.nan})  # fmt: skip
             try:
                 d = delong_test(y, sa, sb)
-                row.update({"z": d.z, "p": d.p})
+                zq = stats.norm.ppf(0.5 + level / 2.0)
+                row.update({"z": d.z, "p": d.p, "delong_low": d.diff - zq * d.se, "delong_high": d.diff + zq * d.se})
             except CinescarError as exc:  # e.g. one LGE+ patient: the AUCs exist, DeLong's variance does not
                 untested.setdefault(cohort, str(exc))
             row["diff_low"] = row["diff_high"] = np.nan
@@ -162,7 +181,8 @@ def auc_differences(patients: dict[str, pd.DataFrame], final: dict[str, dict], c
     for cohort, why in untested.items():  # once per cohort, not once per pair of models
         log.warning("AUC differences on %s: no DeLong test (%s)", cohort, why)
     return pd.DataFrame(rows, columns=["cohort", "model_a", "fold_a", "model_b", "fold_b", "n_patients", "n_pos",
-                                       "auc_a", "auc_b", "diff", "diff_low", "diff_high", "z", "p"])
+                                       "auc_a", "auc_b", "diff", "diff_low", "diff_high", "delong_low", "delong_high",
+                                       "z", "p"])
 
 
 # ------------------------------------------------------------------------------------------ calibration
@@ -186,31 +206,82 @@ def _wald_calibration(y: np.ndarray, p: np.ndarray, slope: float, intercept: flo
     return out
 
 
+AS_SCORED, RECALIBRATED = "as scored", "recalibrated on development"
+"""`risk` of calibration and decision-curve rows: the model's own probabilities, or the logistic map fitted on
+the pooled out-of-fold development patients (risk.fit_recalibration) applied to test and external patients."""
+
+
+def recalibration_maps(patients: dict[str, pd.DataFrame], final: dict[str, dict], method: str) -> dict[str, dict]:
+    """Per final model, the recalibration map fitted on the pooled out-of-fold validation (development)
+    patients of its fold models — never on test or external patients; empty when `method` is none."""
+    if method == "none":
+        return {}
+    out = {}
+    for model in final:
+        p = patients[model]
+        val = p[(p["split"] == "val") & (p["fold"] >= 0)]
+        if val.empty or val["patient_id"].duplicated().any():
+            continue
+        out[model] = fit_recalibration(val["lge"].to_numpy(int), val["prob"].to_numpy(float))
+    return out
+
+
+def risk_versions(p: np.ndarray, model: str, cohort: str, maps: dict[str, dict]) -> list[tuple[str, np.ndarray]]:
+    """The probabilities as scored and, on test/external cohorts with a fitted map, recalibrated."""
+    out = [(AS_SCORED, p)]
+    if cohort != "val" and model in maps and np.isfinite(maps[model]["a"]):
+        out.append((RECALIBRATED, recalibrate(p, maps[model])))
+    return out
+
+
 def calibration_tables(patients: dict[str, pd.DataFrame], final: dict[str, dict], cohorts: list[str],
-                       names: dict[str, str], res: Resamples, level: float,
-                       n_bins: int) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
-    """Calibration summary (with intervals) and reliability points of the final models on each cohort."""
-    summary, curves = [], []
+                       names: dict[str, str], res: Resamples, level: float, n_bins: int,
+                       maps: dict[str, dict] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """Calibration summary (with intervals), reliability points and flexible calibration curves (with bootstrap
+    bands) of the final models on each cohort, as scored and (test/external) recalibrated on development."""
+    summary, curves, flexible = [], [], []
     for model, info in final.items():
         for cohort in cohorts:
             pc = _select(patients[model], info["fold"], cohort, names)
             if pc.empty:
                 continue
-            y, p = pc["lge"].to_numpy(dtype=int), pc["prob"].to_numpy(dtype=float)
-            row = {"model": model, "fold": info["fold"], "cohort": cohort, **calibration_summary(y, p)}
-            row.update(_wald_calibration(y, p, row["cal_slope"], row["cal_intercept"], level, row.pop("slope_intercept")))
-            row["brier_low"] = row["brier_high"] = np.nan
-            if res.n_boot > 0:
-                idx = res.get(pc["patient_id"], y)
-                lo, hi = percentile_interval(((p[idx] - y[idx]) ** 2).mean(axis=1), level)
-                row["brier_low"], row["brier_high"] = float(lo), float(hi)
-            summary.append(row)
-            curves.append(reliability_table(y, p, n_bins).assign(model=model, fold=info["fold"], cohort=cohort))
-    cols = ["model", "fold", "cohort", "n_patients", "n_pos", "brier", "brier_low", "brier_high", "cal_intercept",
-            "cal_intercept_low", "cal_intercept_high", "cal_slope", "cal_slope_low", "cal_slope_high", "slope_note"]
-    rel_cols = ["model", "fold", "cohort", "bin", "bin_low", "bin_high", "n", "mean_prob", "observed"]
+            y, p0 = pc["lge"].to_numpy(dtype=int), pc["prob"].to_numpy(dtype=float)
+            idx = res.get(pc["patient_id"], y) if res.n_boot > 0 and 0 < y.sum() < y.size else None
+            for risk, p in risk_versions(p0, model, cohort, maps or {}):
+                key = {"model": model, "fold": info["fold"], "cohort": cohort, "risk": risk}
+                row = {**key, **calibration_summary(y, p)}
+                row.update(_wald_calibration(y, p, row["cal_slope"], row["cal_intercept"], level,
+                                             row.pop("slope_intercept")))  # fmt: skip
+                row["brier_low"] = row["brier_high"] = np.nan
+                if idx is not None:
+                    lo, hi = percentile_interval(((p[idx] - y[idx]) ** 2).mean(axis=1), level)
+                    row["brier_low"], row["brier_high"] = float(lo), float(hi)
+                curve, kind = flexible_calibration(y, p, idx, level)
+                row["curve"] = kind
+                summary.append(row)
+                curves.append(reliability_table(y, p, n_bins).assign(**key))
+                if len(curve):
+                    flexible.append(curve.assign(**key))
+    cols = ["model", "fold", "cohort", "risk", "n_patients", "n_pos", "n_clipped", "brier", "brier_low", "brier_high",
+            "cal_intercept", "cal_intercept_low", "cal_intercept_high", "cal_slope", "cal_slope_low", "cal_slope_high",
+            "slope_note", "curve"]  # fmt: skip
+    rel_cols = ["model", "fold", "cohort", "risk", "bin", "bin_low", "bin_high", "n", "mean_prob", "observed"]
     rel = pd.concat(curves, ignore_index=True)[rel_cols] if curves else pd.DataFrame(columns=rel_cols)
-    return pd.DataFrame(summary, columns=cols), rel
+    flex_cols = ["model", "fold", "cohort", "risk", *CURVE_COLUMNS]
+    flex = pd.concat(flexible, ignore_index=True)[flex_cols] if flexible else pd.DataFrame(columns=flex_cols)
+    return pd.DataFrame(summary, columns=cols), rel, flex
+
+
+def decision_with_bands(y: np.ndarray, p: np.ndarray, grid: np.ndarray, idx: np.ndarray | None,
+                        level: float) -> pd.DataFrame:  # fmt: skip
+    """decision.decision_curve plus the net benefit's bootstrap band and net interventions avoided per 100."""
+    dc = decision_curve(y, p, grid)
+    dc["net_benefit_low"] = dc["net_benefit_high"] = np.nan
+    if idx is not None:
+        lo, hi = percentile_interval(net_benefit_replicates(y, p, grid, idx), level, axis=0)
+        dc["net_benefit_low"], dc["net_benefit_high"] = lo, hi
+    dc["interventions_avoided_per_100"] = interventions_avoided_per_100(dc["net_benefit"], dc["treat_all"], grid)
+    return dc
 
 
 # ------------------------------------------------------------------------------------------ the whole lot
@@ -271,42 +342,41 @@ def optimistic_numbers(metrics: pd.DataFrame, final: dict[str, dict]) -> list[st
     return notes
 
 
-def clinical_comparison(diffs: pd.DataFrame, models: list[str]) -> list[dict]:
-    """Combined (image + clinical) model vs the clinical one, per image model and cohort, in one sentence each.
+def clinical_comparison(diffs: pd.DataFrame, models: list[str], primary: dict | None = None) -> list[dict]:
+    """Combined (image + clinical) model vs the clinical one, per image model and cohort.
 
-    Model roles come from `cinescar.models` (issue 12's one home of model names) when it defines them; without
-    a clinical model the list is empty and the report says the comparison is not available.
+    The interval is DeLong's Wald interval (ΔAUC ± z·SE) — the method of the primary comparison and of the
+    report's sentences, so the table and the text cannot give two answers. Only the row of the pre-specified
+    primary comparison (cinescar.evaluation.primary) carries a verdict; every other row is `descriptive`.
+    Model roles come from `cinescar.models`; without a clinical model the list is empty.
     """
-    try:
-        from cinescar import models as model_names
-    except ImportError:
-        model_names = None
-    clinical = getattr(model_names, "CLINICAL", "clinical")
-    combined = getattr(model_names, "COMBINED", None)  # {image model: combined model}
-    if not isinstance(combined, dict):
-        combined = {m.removesuffix("_clinical"): m for m in models if m.endswith("_clinical") and m != clinical}
+    from cinescar.models import CLINICAL as clinical, COMBINED as combined
+
     if clinical not in models:
         return []
+    is_primary = bool(primary and primary.get("available"))
     out = []
     for image, comb in combined.items():
         for r in diffs.to_dict("records"):
-            pair = {r["model_a"], r["model_b"]}
-            if pair != {comb, clinical}:
+            if {r["model_a"], r["model_b"]} != {comb, clinical}:
                 continue
             sign = 1.0 if r["model_a"] == comb else -1.0
-            diff, lo, hi = sign * r["diff"], sign * (r["diff_low"] if sign > 0 else r["diff_high"]), \
-                sign * (r["diff_high"] if sign > 0 else r["diff_low"])  # fmt: skip
-            added = bool(np.isfinite(lo) and lo > 0)
-            out.append({"image_model": image, "combined_model": comb, "clinical_model": clinical,
-                        "cohort": r["cohort"], "n_patients": r["n_patients"], "diff": diff, "diff_low": lo,
-                        "diff_high": hi, "p": r["p"], "images_added": added})  # fmt: skip
-    return out
+            lo, hi = sorted((sign * r["delong_low"], sign * r["delong_high"]))
+            row = {"image_model": image, "combined_model": comb, "clinical_model": clinical, "cohort": r["cohort"],
+                   "n_patients": r["n_patients"], "diff": sign * r["diff"], "diff_low": lo, "diff_high": hi,
+                   "p": r["p"], "interval_method": "DeLong Wald", "role": "descriptive", "verdict": "descriptive"}  # fmt: skip
+            if is_primary and primary["model"] == comb and primary["cohort"] == r["cohort"]:
+                row.update(role="primary", verdict=primary["verdict"], diff_low=primary["diff_low"],
+                           diff_high=primary["diff_high"], p=primary["p"], interval_method=primary["method_words"])
+            out.append(row)
+    return sorted(out, key=lambda r: r["role"] != "primary")
 
 
 def evidence_tables(patients: dict[str, pd.DataFrame], metrics: pd.DataFrame, final: dict[str, dict],
                     manifest: pd.DataFrame | None, index: pd.DataFrame | None, cfg: dict,
-                    out: str | Path) -> dict[str, Path]:  # fmt: skip
-    """Write the evidence files listed in the module docstring; returns {name: path}."""
+                    out: str | Path, primary: dict | None = None) -> dict[str, Path]:  # fmt: skip
+    """Write the evidence files listed in the module docstring; returns {name: path}. `primary`: the
+    pre-specified comparison (cinescar.evaluation.primary), marked in the clinical comparison."""
     ev = cfg.get("evaluation", {})
     level = float(ev.get("ci_level", 0.95))
     n_boot = int(ev.get("n_bootstrap", 1000))
@@ -326,18 +396,22 @@ def evidence_tables(patients: dict[str, pd.DataFrame], metrics: pd.DataFrame, fi
     t_metrics = time.process_time() - t0
     dev_cohorts = ["val", *cohorts]  # val: pooled out-of-fold (mean rule) or the final fold's validation patients
     diffs = auc_differences(patients, final, dev_cohorts, names, res, level)
-    calib, rel = calibration_tables(patients, final, dev_cohorts, names, res, level, int(ev.get("reliability_bins", 5)))
+    maps = recalibration_maps(patients, final, str(ev.get("recalibration", "logistic")))
+    calib, rel, flex = calibration_tables(patients, final, dev_cohorts, names, res, level,
+                                          int(ev.get("reliability_bins", 5)), maps)  # fmt: skip
 
     curves, subgroups = [], []
-    attrs = manifest[["patient_id", "center", "vendor"]].assign(patient_id=lambda d: d["patient_id"].astype(str)) \
-        if manifest is not None and {"center", "vendor"} <= set(manifest.columns) else None  # fmt: skip
+    attrs = subgroup_attributes(manifest)
     for model, info in final.items():
         for cohort in dev_cohorts:
             pc = _select(patients[model], info["fold"], cohort, names)
             if pc.empty:
                 continue
             y, p = pc["lge"].to_numpy(dtype=int), pc["prob"].to_numpy(dtype=float)
-            curves.append(decision_curve(y, p, grid).assign(model=model, fold=info["fold"], cohort=cohort))
+            idx = res.get(pc["patient_id"], y) if res.n_boot > 0 and 0 < y.sum() < y.size else None
+            for risk, pr in risk_versions(p, model, cohort, maps):
+                curves.append(decision_with_bands(y, pr, grid, idx, level).assign(model=model, fold=info["fold"],
+                                                                                   cohort=cohort, risk=risk))
             row = mci[(mci["model"] == model) & (mci["fold"].astype(str) == str(info["fold"]))
                       & (mci["cohort"] == cohort) & (mci["operating_point"] == op)]  # fmt: skip
             if attrs is not None and len(row) and y.min() != y.max():
@@ -354,9 +428,22 @@ def evidence_tables(patients: dict[str, pd.DataFrame], metrics: pd.DataFrame, fi
         [*KEYS, "cutoff", "n_patients", "n_pos", "avoided_per_100", "avoided_per_100_low", "avoided_per_100_high",
          "missed_per_100", "missed_per_100_low", "missed_per_100_high", "sensitivity", "sensitivity_low",
          "sensitivity_high", "specificity", "specificity_low", "specificity_high"]]
-    dcols = ["model", "fold", "cohort", "threshold", "net_benefit", "treat_all", "treat_none", "scanned_per_100"]
+    dcols = ["model", "fold", "cohort", "risk", "threshold", "net_benefit", "net_benefit_low", "net_benefit_high",
+             "treat_all", "treat_none", "scanned_per_100", "interventions_avoided_per_100"]  # fmt: skip
     frames = {
         "metrics_ci": mci, "auc_differences": diffs, "calibration": calib, "reliability": rel, "utility": utility,
+        "calibration_curve": flex,
+        "sample_size": sample_size_table(cohort_sizes(patients, names),
+                                         float(cfg.get("screening", {}).get("target_sensitivity", 0.90)), level),
+        "missing_values": missing_values(manifest, list(cfg.get("clinical", {}).get("variables", []))),
+        "images_vs_score": images_vs_score(patients, final),
+        "flow": participant_flow(manifest, cohort_sizes(patients, names)),
+        "cutoff_uncertainty": chain_table(patients, final, cohorts, lambda p, f, c: _select(p, f, c, names), cfg,
+                                          level),
+        **dict(zip(("instability_points", "instability"), instability(patients, final), strict=True)),
+        "recalibration": pd.DataFrame([{"model": m, **f, "fitted_on": "pooled out-of-fold validation (development)"}
+                                       for m, f in maps.items()],
+                                      columns=["model", "a", "b", "note", "n_patients", "n_pos", "fitted_on"]),
         "decision_curve": pd.concat(curves, ignore_index=True)[dcols] if curves else pd.DataFrame(columns=dcols),
         "subgroups": pd.concat(subgroups, ignore_index=True)[["model", "fold", "cohort", *SUBGROUP_COLUMNS]]
         if subgroups else pd.DataFrame(columns=["model", "fold", "cohort", *SUBGROUP_COLUMNS]),
@@ -370,7 +457,7 @@ def evidence_tables(patients: dict[str, pd.DataFrame], metrics: pd.DataFrame, fi
         "external_cohorts": sorted(set(names.values())),
         "default_operating_point": op,
         "optimistic": optimistic_numbers(metrics, final),
-        "clinical_comparison": clinical_comparison(diffs, list(final)),
+        "clinical_comparison": clinical_comparison(diffs, list(final), primary),
         "proportion_interval": method,
         "bootstrap": {"n_bootstrap": n_boot, "level": level, "cpu_seconds_metric_intervals": round(t_metrics, 3),
                       "cpu_seconds_evidence_total": round(t_total, 3), "metrics_rows": int(len(mci)),
@@ -394,8 +481,9 @@ def log_evidence_to_mlflow(cfg: dict, calib: pd.DataFrame, utility: pd.DataFrame
 
     flat: dict[str, float] = {}
     for r in calib.to_dict("records"):
+        recal = () if r.get("risk", AS_SCORED) == AS_SCORED else ("recalibrated",)
         for k in ("brier", "cal_intercept", "cal_slope"):
-            flat[_mlflow_name("final", r["model"], r["cohort"], k)] = r[k]
+            flat[_mlflow_name("final", r["model"], r["cohort"], *recal, k)] = r[k]
     for r in utility.to_dict("records"):
         for k in ("avoided_per_100", "avoided_per_100_low", "avoided_per_100_high", "missed_per_100",
                   "missed_per_100_low", "missed_per_100_high"):  # fmt: skip

@@ -43,6 +43,24 @@ pre{background:#f6f6f6;padding:.8em;font-size:.8em;overflow-x:auto}
 """
 
 
+def cutoff_sentence(cfg: dict, target: float) -> str:
+    """How the cut-off was set, in words: on which patients, by which rule, and what it promises on new ones."""
+    scr = cfg.get("screening", {})
+    where = ("each fold's own validation patients" if scr.get("operating_point", "pooled") == "per_fold" else
+             "the pooled out-of-fold validation patients (every development patient once, scored by the one fold "
+             "model that did not train on it)")  # fmt: skip
+    conf = scr.get("sensitivity_confidence")
+    rule = (f"the highest threshold reaching patient-level sensitivity ≥ {target:.2f} on {where}; on new patients "
+            "such a cut-off reaches the target with probability about one half (Beta law of the empirical quantile; "
+            "operating_points.csv, confidence_reached)" if conf is None else
+            f"the highest threshold that reaches sensitivity ≥ {target:.2f} on new patients with confidence "
+            f"{float(conf):g}, set on {where} (tolerance rule, screening.sensitivity_confidence)")
+    return (f"The cut-off is {rule}; it is applied unchanged to the test cohorts and to the final model. The mean "
+            "final model averages the fold models, so its scores are less noisy than the single-fold scores the "
+            "cut-off was set on: expect its sensitivity on new patients above, and its specificity below, the "
+            "development figures (benchmarks/operating_point.py); its own figures are its test and external rows.")
+
+
 def gradcam_examples(gradcam_dir: str | Path | None, n: int, prefer_fold: int | None = None) -> list[Path]:
     """Up to n Grad-CAM PNGs, those of the final DL model's fold first, then the other folds, sorted by name.
 
@@ -110,8 +128,7 @@ def build_report(
         f"<p class='note'>Cohort <b>{html.escape(str(cfg.get('cohort', {}).get('name', '')))}</b>, config hash "
         f"<code>{config_hash(cfg)}</code>. Models: Radiomics, DL, DL-Radiomics (Fahmy et al., JCMR 2022). "
         f"A patient's probability is the maximum over its images; a patient is positive (LGE scan needed) when "
-        f"it is ≥ the cut-off. The cut-off is the highest threshold reaching patient-level sensitivity ≥ "
-        f"{target:.2f} on the fold's <i>validation</i> patients, applied unchanged to the test cohorts.</p>",
+        f"it is ≥ the cut-off. {html.escape(cutoff_sentence(cfg, target))}</p>",
     ]  # fmt: skip
     if "optimistic" in ops:
         parts.append("<p class='optimistic'><b>Optimistic rows present</b> (<code>screening.cutoff_on_test: "
@@ -220,6 +237,10 @@ def build_report(
     cams = gradcam_examples(gradcam_dir, int(ev.get("gradcam_examples", 6)), dl_fold)
     parts.append("<h2>Grad-CAM examples (DL model)</h2>")
     if cams:
+        parts.append("<p class='optimistic'>Chosen with the internal test cohort's labels: the DL stage draws Grad-CAM "
+                     "for the highest-probability images of LGE+ internal-test patients (cinescar.dl.train."
+                     "scar_positive_test). They illustrate what the network attends to where it is most confident "
+                     "and right; they are not a random sample and no evidence of accuracy.</p>")
         parts.append("<div>" + "".join(
             f"<figure>{_img(_file_b64(p), p.name, 300)}<figcaption>{html.escape(str(p))}</figcaption></figure>"
             for p in cams) + "</div>")  # fmt: skip

@@ -5,9 +5,11 @@ Rules (paper Methods, "Statistics", with the reference code's optimism removed):
   exceeds the cut-off — the same decision as thresholding the maximum);
 - a patient is positive when its probability is **≥** the cut-off (ties are positive: a screening test
   errs towards scanning);
-- the cut-off is the **highest** threshold whose patient-level sensitivity on the fold's validation
-  patients (`val_all`) reaches the target (default 0.90); the highest such threshold gives the highest
-  specificity among those reaching the target. It is then applied unchanged to the internal test and
+- the cut-off is the **highest** threshold whose patient-level sensitivity on the development patients
+  it is set on (pooled out of fold by default, see below; a fold's own `val_all` for the per-fold rows)
+  reaches the target (default 0.90); the highest such threshold gives the highest specificity among those
+  reaching the target. With `screening.sensitivity_confidence` it is instead the highest threshold that
+  reaches the target on *new* patients with that confidence (`tolerance_rank`, Beta law). It is then applied unchanged to the internal test and
   external cohorts, and the sensitivity actually reached there is reported;
 - the **default** cut-off (`screening.operating_point: pooled`) is set once per model on the *pooled*
   out-of-fold validation predictions of all development patients (each is a validation patient of exactly
@@ -109,8 +111,36 @@ def patient_probabilities(pred: pd.DataFrame, source: str | Path | None = None) 
     return out
 
 
-def choose_cutoff(y_true: np.ndarray, prob: np.ndarray, target_sensitivity: float = 0.90) -> float:
-    """Highest cut-off t with sensitivity(prob ≥ t) ≥ target on these patients.
+def tolerance_rank(m: int, target_sensitivity: float, confidence: float) -> int:
+    """How many of m LGE+ patients the cut-off must call positive so that the *population* sensitivity
+    reaches the target with probability ≥ `confidence` (m when even that does not reach it).
+
+    Why: the cut-off at the j-th largest of m LGE+ probabilities leaves a population sensitivity
+    S = P(X ≥ t) distributed as Beta(j, m − j + 1) (the order statistic of a continuous score; David &
+    Nagaraja, Order Statistics, §2.1). The point rule j = ⌈target·m⌉ gives E[S] ≈ target and P(S ≥ target)
+    ≈ 0.5 (m = 57: E = 0.897, P = 0.51). The tolerance rule takes the smallest j (highest cut-off) with
+    P(S ≥ target) = 1 − I_target(j, m − j + 1) ≥ confidence — a one-sided (target, confidence) tolerance bound.
+    """
+    from scipy import stats
+
+    if not 0.0 < confidence < 1.0:
+        raise CinescarError(f"screening.sensitivity_confidence must be in (0, 1), got {confidence}")
+    j = np.arange(1, m + 1)
+    ok = np.flatnonzero(stats.beta.sf(target_sensitivity, j, m - j + 1) >= confidence)
+    return int(j[ok[0]]) if ok.size else m
+
+
+def sensitivity_confidence(m: int, j: int, target_sensitivity: float) -> float:
+    """P(population sensitivity ≥ target) of a cut-off that calls j of m LGE+ patients positive (Beta law)."""
+    from scipy import stats
+
+    return float(stats.beta.sf(target_sensitivity, j, m - j + 1))
+
+
+def choose_cutoff(y_true: np.ndarray, prob: np.ndarray, target_sensitivity: float = 0.90,
+                  confidence: float | None = None) -> float:  # fmt: skip
+    """Highest cut-off t with sensitivity(prob ≥ t) ≥ target on these patients (`confidence` None), or the
+    highest cut-off that reaches the target on *new* patients with that confidence (`tolerance_rank`).
 
     With m positives sorted by decreasing probability, at least ceil(target · m) of them must be called
     positive, so t is the ceil(target · m)-th largest positive probability: any higher t calls fewer
@@ -124,6 +154,8 @@ def choose_cutoff(y_true: np.ndarray, prob: np.ndarray, target_sensitivity: floa
     if pos.size == 0:
         raise CinescarError("no LGE+ patients to set a sensitivity cut-off on")
     need = max(1, math.ceil(target_sensitivity * pos.size - 1e-9))
+    if confidence is not None:
+        need = max(need, tolerance_rank(pos.size, target_sensitivity, confidence))
     return float(pos[need - 1])
 
 
@@ -142,10 +174,10 @@ def pooled_validation(patients: pd.DataFrame) -> pd.DataFrame:
     return val.sort_values("patient_id").reset_index(drop=True)
 
 
-def pooled_cutoff(patients: pd.DataFrame, target_sensitivity: float = 0.90) -> float:
+def pooled_cutoff(patients: pd.DataFrame, target_sensitivity: float = 0.90, confidence: float | None = None) -> float:
     """The cut-off rule of `choose_cutoff` on the pooled out-of-fold validation patients of all folds."""
     val = pooled_validation(patients)
-    return choose_cutoff(val["lge"].to_numpy(), val["prob"].to_numpy(), target_sensitivity)
+    return choose_cutoff(val["lge"].to_numpy(), val["prob"].to_numpy(), target_sensitivity, confidence)
 
 
 def evaluated_splits(patients: pd.DataFrame) -> list[str]:
@@ -160,6 +192,7 @@ def screening_table(
     cutoff_on_test: bool = False,
     ci_level: float = 0.95,
     pooled: float | None = None,
+    confidence: float | None = None,
 ) -> pd.DataFrame:
     """Operating points and metrics of one model for every fold and cohort.
 
@@ -174,7 +207,7 @@ def screening_table(
         val = pf[pf["split"] == "val"]
         if val.empty:
             raise CinescarError(f"fold {fold}: no validation patients to set the cut-off on")
-        cutoff = choose_cutoff(val["lge"].to_numpy(), val["prob"].to_numpy(), target_sensitivity)
+        cutoff = choose_cutoff(val["lge"].to_numpy(), val["prob"].to_numpy(), target_sensitivity, confidence)
         for cohort in ["val", *evaluated_splits(pf)]:
             pc = pf[pf["split"] == cohort]
             if pc.empty:

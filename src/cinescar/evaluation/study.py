@@ -39,6 +39,7 @@ import pandas as pd
 from scipy import stats
 
 from cinescar.errors import CinescarError, CohortError
+from cinescar.evaluation.aligned import aligned as _aligned
 from cinescar.evaluation.delong import delong_test
 from cinescar.evaluation.metrics import auc_or_nan, roc_with_band, screening_metrics
 from cinescar.evaluation.screening import (
@@ -52,6 +53,7 @@ from cinescar.evaluation.screening import (
     VALIDATION,
     choose_cutoff,
     evaluated_splits,
+    sensitivity_confidence,
     final_probabilities,
     patient_probabilities,
     pooled_validation,
@@ -119,16 +121,19 @@ def check_coverage(pred: pd.DataFrame, index: pd.DataFrame, splits: dict, model:
 
 
 # ------------------------------------------------------------------------------ operating points
-def operating_point_summary(patients: pd.DataFrame, pooled: float, target: float, ci_level: float) -> dict:
+def operating_point_summary(patients: pd.DataFrame, pooled: float, target: float, ci_level: float,
+                            confidence: float | None = None) -> dict:  # fmt: skip
     """What the pooled cut-off reached on the pooled validation patients, and what pooling costs.
 
     Fold models can be calibrated differently (one fold's probabilities all higher than another's); a single
     cut-off then sits well for some folds and badly for others, and the pooled out-of-fold AUC falls below
-    the folds' own AUCs. The pooled AUC averages the concordance of *every* LGE+/LGE− pair; `within_fold_auc`
+    the folds' own AUCs. `confidence_reached` is P(population sensitivity ≥ target) of this cut-off under the
+    Beta law of the empirical quantile (screening.tolerance_rank): ≈ 0.5 for the point rule, ≥
+    `screening.sensitivity_confidence` for the tolerance rule. The pooled AUC averages the concordance of *every* LGE+/LGE− pair; `within_fold_auc`
     averages only the pairs of the same fold (each fold's AUC weighted by its pairs), where calibration
     differences between folds cannot matter. `pooling_cost` = within_fold_auc − pooled_oof_auc is what mixing
-    the folds' scales costs; `median_fold_auc` (the issue's comparison) is kept beside it, but with 9–10
-    patients per fold it also carries the small-sample spread of the fold AUCs.
+    the folds' scales costs; `median_fold_auc` (the issue's comparison) is kept beside it, but with a
+    few LGE+ patients per fold it also carries the small-sample spread of the fold AUCs.
     """
     val = pooled_validation(patients)
     y, p = val["lge"].to_numpy(), val["prob"].to_numpy()
@@ -137,15 +142,21 @@ def operating_point_summary(patients: pd.DataFrame, pooled: float, target: float
     for fold, vf in val.groupby("fold"):
         fold_auc[int(fold)] = auc_or_nan(vf["lge"].to_numpy(), vf["prob"].to_numpy())
         pairs[int(fold)] = int(vf["lge"].sum()) * int((1 - vf["lge"]).sum())
-        per_fold[int(fold)] = choose_cutoff(vf["lge"].to_numpy(), vf["prob"].to_numpy(), target)
+        per_fold[int(fold)] = choose_cutoff(vf["lge"].to_numpy(), vf["prob"].to_numpy(), target, confidence)
         fold_mean_prob[int(fold)] = float(vf["prob"].mean())
     finite = [a for a in fold_auc.values() if np.isfinite(a)]
     median_fold = float(np.median(finite)) if finite else float("nan")
     weights = {f: pairs[f] for f, a in fold_auc.items() if np.isfinite(a) and pairs[f]}
     within = (sum(fold_auc[f] * w for f, w in weights.items()) / sum(weights.values())) if weights else float("nan")
+    n_called = int(np.sum(p[y == 1] >= pooled))
+    rule = ("highest cut-off whose sensitivity on the pooled out-of-fold validation patients reaches the target"
+            if confidence is None else
+            f"highest cut-off that reaches the target sensitivity on new patients with confidence {confidence:g} "
+            "(Beta law of the empirical quantile over the pooled out-of-fold LGE+ patients)")  # fmt: skip
     return {
         "operating_point": POOLED, "cutoff": float(pooled), "target_sensitivity": float(target),
-        "rule": "highest cut-off whose sensitivity on the pooled out-of-fold validation patients reaches the target",
+        "rule": rule, "sensitivity_confidence": confidence, "lge_pos_called": n_called,
+        "confidence_reached": sensitivity_confidence(int(y.sum()), n_called, target) if y.sum() else float("nan"),
         "n_patients": m["n_patients"], "n_pos": m["n_pos"], "n_neg": m["n_neg"],
         "sensitivity": m["sensitivity"], "specificity": m["specificity"], "ppv": m["ppv"], "npv": m["npv"],
         "pooled_oof_auc": m["auc"], "pooled_oof_auc_ci_low": m["auc_ci_low"], "pooled_oof_auc_ci_high": m["auc_ci_high"],
@@ -193,7 +204,10 @@ def final_model(patients: pd.DataFrame, metrics: pd.DataFrame, model: str, rule:
     info = {"fold": int(fold), "folds": used, "rule": rule, "rule_label": FINAL_RULE_LABELS[rule],
             "optimistic": rule == BEST_ON_TEST_RULE, "operating_point": op, "cutoff": float(cutoff),
             "validation": {k: op_summary[k] for k in ("n_patients", "n_pos", "sensitivity", "specificity")}
-            | {"source": "pooled out-of-fold validation patients of the fold models"}}  # fmt: skip
+            | {"source": "pooled out-of-fold validation patients, each scored by the one fold model that did not "
+                         "train on it: the fold models' figure at this cut-off, not the shipped mean model's (its own "
+                         "are its test and external rows)",
+               "confidence_reached": op_summary.get("confidence_reached")}}  # fmt: skip
     return info, rows
 
 
@@ -253,6 +267,8 @@ def build_study(predictions: dict[str, str | Path], index: pd.DataFrame, splits:
     scr, ev = cfg.get("screening", {}), cfg.get("evaluation", {})
     target = float(scr.get("target_sensitivity", 0.90))
     optimistic = bool(scr.get("cutoff_on_test", False))
+    confidence = scr.get("sensitivity_confidence")
+    confidence = None if confidence is None else float(confidence)
     level = float(ev.get("ci_level", 0.95))
     rule = str(ev.get("final_model", MEAN_RULE))
     default_op = default_operating_point(cfg)
@@ -272,9 +288,9 @@ def build_study(predictions: dict[str, str | Path], index: pd.DataFrame, splits:
         pm = patient_probabilities(pred, source=predictions[model])
         not_predicted[model] = check_coverage(pred, index, splits, model, predictions[model])
         pooled = choose_cutoff(pooled_validation(pm)["lge"].to_numpy(), pooled_validation(pm)["prob"].to_numpy(),
-                               target)
-        ops[model] = operating_point_summary(pm, pooled, target, level)
-        mm = screening_table(pm, target, optimistic, level, pooled=pooled).assign(model=model)
+                               target, confidence)
+        ops[model] = operating_point_summary(pm, pooled, target, level, confidence)
+        mm = screening_table(pm, target, optimistic, level, pooled=pooled, confidence=confidence).assign(model=model)
         info, final_rows = final_model(pm, mm, model, rule, ops[model], default_op)
         final[model] = info
         if len(final_rows):
@@ -298,27 +314,6 @@ def build_study(predictions: dict[str, str | Path], index: pd.DataFrame, splits:
 
 
 # ----------------------------------------------------------------------------- comparisons
-def _aligned(patients: dict[str, pd.DataFrame], picks: dict[str, int], cohort: str) -> tuple[np.ndarray, dict]:
-    """Labels and per-model probabilities on the same patients (models may come from different folds)."""
-    frames = {}
-    for model, fold in picks.items():
-        p = patients[model]
-        frames[model] = p[(p["fold"] == fold) & (p["split"] == cohort)].set_index("patient_id")
-    ids = {m: set(f.index) for m, f in frames.items()}
-    first = next(iter(ids))
-    for m, s in ids.items():
-        if s != ids[first]:
-            diff = sorted(s ^ ids[first])
-            raise CohortError(f"models {first} and {m} were evaluated on different {cohort} patients "
-                              f"({len(diff)} differ)", patient_id=diff[0])  # fmt: skip
-    order = sorted(ids[first])
-    y = frames[first].loc[order, "lge"].to_numpy(dtype=int)
-    for m, f in frames.items():
-        if not np.array_equal(f.loc[order, "lge"].to_numpy(dtype=int), y):
-            raise CinescarError(f"models {first} and {m} disagree on LGE labels of {cohort} patients")
-    return y, {m: f.loc[order, "prob"].to_numpy(dtype=float) for m, f in frames.items()}
-
-
 def _delong_or_nan(y: np.ndarray, a: np.ndarray, b: np.ndarray, what: str) -> dict[str, float]:
     try:
         return delong_test(y, a, b).as_dict()
@@ -384,9 +379,16 @@ def incremental_table(patients: dict[str, pd.DataFrame], final_models: dict[str,
     return pd.DataFrame(rows, columns=INCREMENTAL_COLUMNS)
 
 
-def incremental_verdicts(table: pd.DataFrame, alpha: float = 0.05, level: float = 0.95) -> list[str]:
-    """One sentence per image model: did its combined model add discrimination beyond the clinical model?"""
-    out = []
+def incremental_verdicts(table: pd.DataFrame, alpha: float = 0.05, level: float = 0.95,
+                         primary: dict | None = None) -> list[str]:  # fmt: skip
+    """The primary comparison's sentence first (cinescar.evaluation.primary), then one *descriptive* sentence
+    per image model: its combined model against the clinical one, DeLong Wald interval and unadjusted p.
+
+    Only the primary comparison carries a verdict; the rest state estimates (one verdict rule, issue 24).
+    """
+    from cinescar.evaluation.primary import primary_sentence
+
+    out = [primary_sentence(primary)] if primary is not None else []
     for image in IMAGE_MODELS:
         combined = COMBINED[image]
         parts = []
@@ -395,12 +397,13 @@ def incremental_verdicts(table: pd.DataFrame, alpha: float = 0.05, level: float 
             if r.empty or not np.isfinite(r["diff"].iloc[0]):
                 continue
             r = r.iloc[0]
-            verdict = "added discrimination" if r["p"] < alpha and r["diff"] > 0 else "did not add detectable discrimination"
-            parts.append(f"{verdict} on the {'external' if cohort == 'external' else 'internal test'} cohort "
-                         f"(AUC {r['auc']:.2f} vs {r['auc_reference']:.2f}, difference {r['diff']:+.2f}, "
-                         f"DeLong {100 * level:.0f} % CI {r['diff_low']:+.2f} to {r['diff_high']:+.2f}, p = {r['p']:.3f})")
+            if primary and primary.get("available") and primary["model"] == combined and primary["cohort"] == cohort:
+                continue  # stated above, with its verdict
+            parts.append(f"{'external' if cohort == 'external' else 'internal test'} cohort: AUC {r['auc']:.2f} vs "
+                         f"{r['auc_reference']:.2f}, difference {r['diff']:+.2f}, DeLong Wald {100 * level:.0f} % CI "
+                         f"{r['diff_low']:+.2f} to {r['diff_high']:+.2f}, unadjusted p = {r['p']:.3f}")
         if parts:
-            out.append(f"{MODEL_LABELS[image]} images beyond the clinical model: " + "; ".join(parts) + ".")
+            out.append(f"Descriptive: {MODEL_LABELS[combined]} vs clinical — " + "; ".join(parts) + ".")
     return out
 
 
@@ -488,7 +491,8 @@ def evaluate_study(
     _csv("final_patients", pd.concat(
         [p[p["fold"] == final[m]["fold"]].assign(model=m, rule=final[m]["rule"]) for m, p in patients.items()],
         ignore_index=True)[["model", "rule", "fold", "split", "patient_id", "lge", "prob"]])  # fmt: skip
-    _csv("delong", delong_table(patients, final))
+    delong = delong_table(patients, final)
+    _csv("delong", delong)
     incremental = incremental_table(patients, final, level)
     _csv("incremental", incremental)
     _csv("roc", roc_table(patients, final, int(ev.get("n_bootstrap", 1000)), level, int(cfg.get("seed", 0))))
@@ -528,7 +532,10 @@ def evaluate_study(
     # --- evidence (issue 12b): intervals, calibration, utility, subgroups, external cohorts; adds files only
     from cinescar.evaluation.evidence import evidence_tables
 
-    files.update(evidence_tables(patients, metrics, final, manifest, index, cfg, out))
+    from cinescar.evaluation.primary import multiplicity_sentence, primary_comparison
+
+    primary = primary_comparison(cfg, patients, final)
+    files.update(evidence_tables(patients, metrics, final, manifest, index, cfg, out, primary=primary))
     # --- end of evidence (issue 12b)
 
     summary = {
@@ -544,7 +551,11 @@ def evaluate_study(
         "models_not_available": study.not_available,
         "images_not_predicted": study.not_predicted,
         "pooling_cost": {m: o["pooling_cost"] for m, o in study.operating_points.items()},
-        "incremental": incremental_verdicts(incremental, alpha, level),
+        "primary_comparison": primary,
+        "multiplicity": multiplicity_sentence(
+            len(delong) + len(incremental) + len(pd.read_csv(files["auc_differences"]))
+            - int(bool(primary.get("available"))), alpha),
+        "incremental": incremental_verdicts(incremental, alpha, level, primary),
         "final_metrics": final_metrics.to_dict("records"),
     }
     files["summary"] = out / "summary.json"

@@ -1,4 +1,4 @@
-"""Subgroups: does the model work in every centre and on every vendor's scanner?
+"""Subgroups: does the model work in every centre, on every vendor's scanner, in women and men, young and old?
 
 Why: a multi-centre model can reach a good pooled AUC while failing in one centre (or learning the centre);
 the reader needs the per-centre and per-vendor numbers, each with its n. A subgroup's metrics are computed
@@ -16,7 +16,24 @@ import pandas as pd
 from cinescar.evaluation.bootstrap import group_seed, percentile_interval, screening_replicates, stratified_resamples
 from cinescar.evaluation.metrics import screening_metrics, wilson_intervals
 
-SUBGROUP_VARIABLES = ("center", "vendor")
+SUBGROUP_VARIABLES = ("center", "vendor", "sex", "age_group")
+AGE_SPLIT = 50
+"""Age groups < 50 and ≥ 50 years: fixed here (TRIPOD+AI 23b asks for age and sex subgroups), not chosen on the
+data; the median age of HCM cohorts is near 50."""
+
+
+def subgroup_attributes(manifest: pd.DataFrame | None) -> pd.DataFrame | None:
+    """patient_id and the subgroup columns the manifest has (age → `age_group`); None without any."""
+    if manifest is None or "patient_id" not in manifest.columns:
+        return None
+    attrs = manifest[["patient_id"]].assign(patient_id=manifest["patient_id"].astype(str))
+    for var in ("center", "vendor", "sex"):
+        if var in manifest.columns:
+            attrs[var] = manifest[var].to_numpy()
+    if "age" in manifest.columns:
+        age = pd.to_numeric(manifest["age"], errors="coerce").to_numpy()
+        attrs["age_group"] = np.where(np.isnan(age), None, np.where(age < AGE_SPLIT, f"< {AGE_SPLIT}", f"≥ {AGE_SPLIT}"))
+    return attrs if attrs.shape[1] > 1 else None
 SUBGROUP_METRICS = ("auc", "sensitivity", "specificity")
 SUBGROUP_COLUMNS = ["variable", "level", "n_patients", "n_pos", "n_neg", "note", "cutoff", "auc", "auc_ci_low",
                     "auc_ci_high", "sensitivity", "sensitivity_low", "sensitivity_high", "specificity",
