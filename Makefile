@@ -6,6 +6,9 @@
 PYTHON ?= python3
 VENV   ?= .venv
 CORES  ?= 2
+# pytest-xdist workers for `make test`: the SLURM run and the end-to-end run mostly wait (status polls, a killed
+# and resumed workflow), so they run in workers of their own beside the CPU-bound tests (tests/conftest.py)
+TEST_WORKERS ?= 3
 BIN    := $(VENV)/bin
 
 # PyTorch is chosen explicitly, never by accident: TORCH=cpu (default; what CI and laptops want) or
@@ -42,7 +45,7 @@ dry-run: setup
 	$(BIN)/snakemake -n --cores $(CORES)
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 mlflow-ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///results/mlflow/mlflow.db --host 127.0.0.1 --port 5000

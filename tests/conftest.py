@@ -79,3 +79,56 @@ def _restore_locale():
 
 # one local run of the `.test` study per session, shared by the end-to-end and SLURM tests
 from workflow_runs import killed_then_resumed  # noqa: E402,F401
+
+# ---- running side by side: `make test` = pytest -n 3 --dist loadgroup ------------------------------------------
+# Tests of one group run in one worker, one after another, so that module- and session-scoped fixtures are built
+# once. A test's group is its module, except for the groups below; a new test module needs nothing. The two
+# groups whose fixtures wait most (a whole workflow run each) are sent first, each to its own worker, and the
+# other workers run the CPU-bound modules beside them, the modules with most tests first.
+#
+# The groups are named here, not with `xdist_group` marks: pytest-xdist 3.8.0 groups marked tests by appending the
+# group to `item._nodeid`, which pytest 9 no longer reads (its node ids are `item._id`), so with the pinned pair
+# the marks group nothing. This scheduler reads the group from the test id instead.
+GROUPS = {  # test id, or module, -> group
+    "tests/test_slurm_cluster.py": "slurm-cluster",  # the SLURM run, then its comparison with the local run
+    "tests/test_workflow_e2e.py": "workflow-e2e",  # the killed-then-resumed local run (tests/workflow_runs.py)
+    "tests/test_module_use.py::test_snakemake_report_builds_on_the_tiny_run": "workflow-e2e",
+}
+FIRST_GROUPS = ("slurm-cluster", "workflow-e2e")
+
+
+def xdist_group_of(nodeid: str) -> str:
+    for key, group in GROUPS.items():
+        if nodeid == key or nodeid.startswith(key + "::") or nodeid.startswith(key + "["):
+            return group
+    return nodeid.split("::", 1)[0]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Order the tests group by group: FIRST_GROUPS, then the larger groups first (the same in every worker)."""
+    groups = [xdist_group_of(item.nodeid) for item in items]
+    size = {g: groups.count(g) for g in groups}
+    first = {g: i for i, g in reversed(list(enumerate(groups)))}
+    rank = {g: i for i, g in enumerate(FIRST_GROUPS)}
+    order = sorted(range(len(items)), key=lambda i: (rank.get(groups[i], len(rank)), -size[groups[i]],
+                                                     first[groups[i]], i))
+    items[:] = [items[i] for i in order]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        """xdist's scope scheduling with xdist_group_of() as the scope, in collection order (set above)."""
+
+        def __init__(self, config, log=None):
+            super().__init__(config, log)
+            config.option.loadscopereorder = False
+
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group_of(nodeid)
+
+    return GroupScheduling(config, log)

@@ -5,6 +5,8 @@ it, and the SLURM test compares a cluster run of the same config against it, so 
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import re
 import signal
@@ -39,8 +41,33 @@ def planned_jobs(output: str) -> dict[str, int]:
 @pytest.fixture(scope="session")
 def killed_then_resumed(tmp_path_factory):
     """Start the workflow, kill it (SIGKILL, whole process group) once DL training of fold 1 has begun,
-    then run it again to completion. Returns (run directory, {file: mtime} before the resume, resume plan)."""
-    work = tmp_path_factory.mktemp("e2e")
+    then run it again to completion. Returns (run directory, {file: mtime} before the resume, resume plan).
+
+    Once per test run, also under pytest-xdist: the end-to-end tests and the SLURM test run in different workers
+    (tests/conftest.py), and the first of them to ask builds the run in the folder all workers of this run share
+    (the parent of each worker's base temp folder) while the other waits for it on a file lock and reads it."""
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return _killed_then_resumed(tmp_path_factory.mktemp("e2e"))
+    shared = tmp_path_factory.getbasetemp().parent  # this run's folder, one per pytest invocation
+    record = shared / "e2e-run.json"
+    with open(shared / "e2e-run.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this worker dies
+        if not record.exists():
+            try:
+                work, done_before, plan = _killed_then_resumed(shared / "e2e")
+                saved = {"work": str(work), "done_before": {str(p): t for p, t in done_before.items()}, "plan": plan}
+            except BaseException as exc:  # the other worker fails with the same message instead of running it again
+                record.write_text(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
+                raise
+            record.write_text(json.dumps(saved))
+    saved = json.loads(record.read_text())
+    if "error" in saved:
+        pytest.fail(f"the shared end-to-end run failed in another worker: {saved['error']}")
+    return Path(saved["work"]), {Path(p): t for p, t in saved["done_before"].items()}, saved["plan"]
+
+
+def _killed_then_resumed(work: Path):
+    work.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(work), "--cores", "2",
            "--configfile", str(TEST_CONFIG)]
     first_log = work.parent / f"{work.name}-first-run.log"  # beside the run, so a failure can be read from CI
