@@ -60,3 +60,15 @@ def test_tolerance_cutoff_is_never_above_the_point_cutoff():
         assert choose_cutoff(y, p, 0.9, 0.8) <= choose_cutoff(y, p, 0.9)
     with pytest.raises(Exception, match="sensitivity_confidence"):
         tolerance_rank(10, 0.9, 1.0)
+
+
+def test_report_sentence_says_when_the_confidence_is_out_of_reach():
+    import pandas as pd
+
+    from cinescar.evaluation.report import cutoff_sentence
+
+    ops = pd.DataFrame({"confidence_reached": [sensitivity_confidence(5, 5, 0.9)] * 2})  # 1 − 0.9⁵ = 0.41
+    s = cutoff_sentence({"screening": {"sensitivity_confidence": 0.8}}, 0.9, ops)
+    assert "confidence 0.8" in s and "(Beta law): 0.41" in s and "below the configured 0.8" in s
+    point = cutoff_sentence({"screening": {}}, 0.9, pd.DataFrame({"confidence_reached": [0.518, 0.518]}))
+    assert "about one half" in point and "(Beta law): 0.52" in point and "below the configured" not in point

@@ -43,8 +43,9 @@ pre{background:#f6f6f6;padding:.8em;font-size:.8em;overflow-x:auto}
 """
 
 
-def cutoff_sentence(cfg: dict, target: float) -> str:
-    """How the cut-off was set, in words: on which patients, by which rule, and what it promises on new ones."""
+def cutoff_sentence(cfg: dict, target: float, ops: pd.DataFrame | None = None) -> str:
+    """How the cut-off was set, in words: on which patients, by which rule, and what it promises on new ones
+    (with `ops`, operating_points.csv, the confidence each model's cut-off actually reaches)."""
     scr = cfg.get("screening", {})
     where = ("each fold's own validation patients" if scr.get("operating_point", "pooled") == "per_fold" else
              "the pooled out-of-fold validation patients (every development patient once, scored by the one fold "
@@ -55,7 +56,18 @@ def cutoff_sentence(cfg: dict, target: float) -> str:
             "operating_points.csv, confidence_reached)" if conf is None else
             f"the highest threshold that reaches sensitivity ≥ {target:.2f} on new patients with confidence "
             f"{float(conf):g}, set on {where} (tolerance rule, screening.sensitivity_confidence)")
-    return (f"The cut-off is {rule}; it is applied unchanged to the test cohorts and to the final model. The mean "
+    reached = ""
+    if ops is not None and len(ops) and "confidence_reached" in ops.columns:
+        c = pd.to_numeric(ops["confidence_reached"], errors="coerce").dropna()
+        if len(c):
+            lo, hi = float(c.min()), float(c.max())
+            span = f"{lo:.2f}" if abs(hi - lo) < 0.005 else f"{lo:.2f}–{hi:.2f}"
+            reached = f" P(sensitivity ≥ {target:.2f} on new patients) of this run's cut-offs (Beta law): {span}"
+            if conf is not None and lo < float(conf):
+                reached += (f" — below the configured {float(conf):g} for some models: with so few LGE+ development "
+                            "patients no cut-off reaches that confidence, and the lowest LGE+ probability is used")
+            reached += "."
+    return (f"The cut-off is {rule}.{reached} It is applied unchanged to the test cohorts and to the final model. The mean "
             "final model averages the fold models, so its scores are less noisy than the single-fold scores the "
             "cut-off was set on: expect its sensitivity on new patients above, and its specificity below, the "
             "development figures (benchmarks/operating_point.py); its own figures are its test and external rows.")
@@ -128,7 +140,7 @@ def build_report(
         f"<p class='note'>Cohort <b>{html.escape(str(cfg.get('cohort', {}).get('name', '')))}</b>, config hash "
         f"<code>{config_hash(cfg)}</code>. Models: Radiomics, DL, DL-Radiomics (Fahmy et al., JCMR 2022). "
         f"A patient's probability is the maximum over its images; a patient is positive (LGE scan needed) when "
-        f"it is ≥ the cut-off. {html.escape(cutoff_sentence(cfg, target))}</p>",
+        f"it is ≥ the cut-off. {html.escape(cutoff_sentence(cfg, target, _read_csv(ev_dir / 'operating_points.csv')))}</p>",
     ]  # fmt: skip
     if "optimistic" in ops:
         parts.append("<p class='optimistic'><b>Optimistic rows present</b> (<code>screening.cutoff_on_test: "

@@ -583,6 +583,12 @@ def log_to_mlflow(cfg: dict, metrics: pd.DataFrame, final: dict, files: dict[str
         for cohort in ("test", "external"):
             if info.get(f"{cohort}_auc") is not None:
                 flat[f"final.{model}.{cohort}_auc"] = info[f"{cohort}_auc"]
+    if "summary" in files and Path(files["summary"]).exists():  # the one pre-specified comparison
+        pc = json.loads(Path(files["summary"]).read_text()).get("primary_comparison") or {}
+        for k in ("diff", "diff_low", "diff_high", "p"):
+            v = pc.get(k)
+            if pc.get("available") and v is not None and np.isfinite(v):
+                flat[f"primary.{pc['model']}-{pc['reference']}.{pc['cohort']}.auc_{k}"] = float(v)
     with tracking.start_run(cfg, "evaluation", tags={"stage": "evaluation"}) as run:
         run.log_params({f"screening.{k}": v for k, v in cfg.get("screening", {}).items()}
                        | {f"evaluation.{k}": v for k, v in cfg.get("evaluation", {}).items()})  # fmt: skip
