@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 TEST_CONFIG = REPO / ".test" / "config.yaml"
 
 
-def snakemake(workdir: Path, *args: str, timeout: int = 600, **kwargs) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args: str, timeout: int = 1800, **kwargs) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2",
            *args, "--configfile", str(TEST_CONFIG), *kwargs.pop("configfiles", [])]
     return subprocess.run(cmd, capture_output=True, encoding="utf-8", errors="replace", timeout=timeout, **kwargs)

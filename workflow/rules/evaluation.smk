@@ -137,9 +137,7 @@ rule report:
         mlflow=MLFLOW_READY,
         index=f"{PREPROCESS}/index.parquet",
         segmentation=(
-            expand(
-                "results/segmentation/{t}.csv", t=["overlap", "agreement", "qc"]
-            )
+            expand("results/segmentation/{t}.csv", t=["overlap", "agreement", "qc"])
             if config["segmentation"]["enabled"]
             else []
         ),
