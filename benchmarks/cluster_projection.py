@@ -374,10 +374,15 @@ def main(argv=None) -> int:
     ap.add_argument("--measured-wall", type=float, help="the run's wall time in s (e.g. from /usr/bin/time)")
     ap.add_argument("--scale-to-paper", action="store_true", help="rescale the run to the paper's cohort first")
     ap.add_argument("--chunk-images", type=int, default=300, help="extraction chunk size for --scale-to-paper")
+    ap.add_argument("--finished-only", action="store_true",
+                    help="replay only the jobs the log shows finished (a run that was stopped: checks the prefix)")
     args = ap.parse_args(argv)
 
     log = args.log or newest_log(args.run_dir)
     jobs, run_cores = parse_log(log.read_text(encoding="utf-8", errors="replace"))
+    if args.finished_only:
+        done = {j.jobid for j in jobs if j.end is not None}
+        jobs = [j for j in jobs if j.jobid in done]
     if not jobs:
         raise SystemExit(f"no jobs in {log}")
     overhead = args.job_overhead if args.job_overhead is not None else measured_overhead(args.run_dir, jobs)
@@ -396,6 +401,14 @@ def main(argv=None) -> int:
               f"{PAPER['patients']} patients, {paper['images']} -> {PAPER['images']} images; extraction chunk = "
               f"{a:.1f} s + {b * 1000:.0f} ms/image, {paper['chunks']} chunks; {len(jobs)} jobs, "
               f"{sum(j.seconds for j in jobs):.0f} s of job time")
+    print()
+    print("| rule | jobs | job time s | longest job s |")
+    print("|---|---|---|---|")
+    rules: dict[str, list[float]] = {}
+    for j in jobs:
+        rules.setdefault(j.rule, []).append(j.seconds)
+    for rule, secs in sorted(rules.items(), key=lambda kv: -sum(kv[1])):
+        print(f"| {rule} | {len(secs)} | {sum(secs):.0f} | {max(secs):.0f} |")
     deps = dependencies(jobs)
     path = critical_path(jobs, deps, args.gpu_dl_speedup)
     cp = sum(j.seconds / args.gpu_dl_speedup if args.gpu_dl_speedup and j.rule in GPU_RULES else j.seconds
