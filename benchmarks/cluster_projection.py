@@ -69,6 +69,15 @@ SCALE_BY = {
     "evaluate": "patients", "report": "patients", "bundle": "const", "all": "const",
 }
 
+# Job wall time per rule measured at the paper's size on a quiet 2-core machine (docs/performance.md section 4,
+# the run with the CNN path first, 1c45388: per stage, the sum over its jobs): with --paper-stage-times these
+# replace the scaled times of these rules, spread over a rule's jobs by their images (extraction, preprocessing)
+# or evenly (folds). Rules not listed keep this run's own time, unscaled (small rules: gathers, baselines, choices,
+# report; no paper-size figure exists for them).
+PAPER_STAGE_SECONDS = {"synth_cohort": 105, "preprocess_center": 187, "dl_tune": 66, "dl_train": 1882,
+                       "radiomics_extract": 2209, "radiomics_gather": 5, "radiomics_fold": 57, "fusion_fold": 314,
+                       "evaluate": 19, "bundle": 15}  # evaluation + bundle 34 s, split as in the small run
+
 STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
 HEAD = re.compile(r"^(local)?(rule|checkpoint) (\w+):$")
 ITEM = re.compile(r"^    (\w+): (.*)$")
@@ -293,7 +302,8 @@ def _chunk_fit(chunks: list[Job], images: dict[int, int]) -> tuple[float, float]
     return max(my - b * mx, 0.0), b
 
 
-def scale_to_paper(jobs: list[Job], run_dir: Path, chunk_images: int) -> tuple[list[Job], dict]:
+def scale_to_paper(jobs: list[Job], run_dir: Path, chunk_images: int, calibrate: bool = False
+                   ) -> tuple[list[Job], dict]:
     """The run's DAG at the paper's size: extraction re-chunked per centre, every time scaled by its driver."""
     import csv
 
@@ -339,6 +349,15 @@ def scale_to_paper(jobs: list[Job], run_dir: Path, chunk_images: int) -> tuple[l
     # the gather reads every chunk: give it the new chunks' outputs as inputs
     extra = sorted({o for j in out if j.rule == "radiomics_extract" for o in j.outputs if "#paper" in o})
     out = [replace(j, inputs=j.inputs + extra) if j.rule == "radiomics_gather" else j for j in out]
+    if calibrate:
+        weights = {j.jobid: (paper_images[j.wildcards["center"]] / int(j.wildcards["n_chunks"])
+                             if j.rule == "radiomics_extract" else paper_images[j.wildcards["center"]]
+                             if j.rule == "preprocess_center" else 1.0) for j in out}
+        totals = {r: sum(weights[j.jobid] for j in out if j.rule == r) for r in PAPER_STAGE_SECONDS}
+        unscaled = {j.jobid: j.seconds for j in jobs}
+        out = [replace(j, seconds=PAPER_STAGE_SECONDS[j.rule] * weights[j.jobid] / totals[j.rule])
+               if j.rule in PAPER_STAGE_SECONDS else replace(j, seconds=unscaled.get(j.jobid, j.seconds))
+               for j in out]
     info = {"patients": patients, "internal": internal, "images": sum(images.values()), "ratio": ratio,
             "chunk_fit": (a, b), "chunks": sum(j.rule == "radiomics_extract" for j in out)}
     return out, info
@@ -366,7 +385,9 @@ def fmt(s: float) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--run-dir", type=Path, required=True)
-    ap.add_argument("--log", type=Path, help="the run's Snakemake log (default: the newest in .snakemake/log)")
+    ap.add_argument("--log", type=Path, action="append",
+                    help="the run's Snakemake log (default: the newest in .snakemake/log); repeat it for a run that "
+                         "was resumed: a job in a later log replaces the one with the same outputs")
     ap.add_argument("--cores", default="2,16,64,256", help="comma-separated core counts")
     ap.add_argument("--gpu-dl-speedup", type=float, help="DL jobs on GPU nodes, this many times faster")
     ap.add_argument("--gpus", type=int, help="GPU nodes for the DL jobs (default: one per DL job)")
@@ -374,10 +395,24 @@ def main(argv=None) -> int:
     ap.add_argument("--measured-wall", type=float, help="the run's wall time in s (e.g. from /usr/bin/time)")
     ap.add_argument("--scale-to-paper", action="store_true", help="rescale the run to the paper's cohort first")
     ap.add_argument("--chunk-images", type=int, default=300, help="extraction chunk size for --scale-to-paper")
+    ap.add_argument("--paper-stage-times", action="store_true",
+                    help="with --scale-to-paper: the rules measured at the paper's size take those times "
+                         "(PAPER_STAGE_SECONDS) instead of this run's scaled ones")
+    ap.add_argument("--finished-only", action="store_true",
+                    help="replay only the jobs the log shows finished (a run that was stopped: checks the prefix)")
     args = ap.parse_args(argv)
 
-    log = args.log or newest_log(args.run_dir)
-    jobs, run_cores = parse_log(log.read_text(encoding="utf-8", errors="replace"))
+    logs = args.log or [newest_log(args.run_dir)]
+    merged: dict[tuple, Job] = {}
+    for log in logs:
+        part, run_cores = parse_log(log.read_text(encoding="utf-8", errors="replace"))
+        for j in part:
+            merged[tuple(j.outputs) or (j.rule,)] = j
+    jobs = [replace(j, jobid=i) for i, j in enumerate(merged.values(), 1)] if len(logs) > 1 else list(merged.values())
+    log = logs[-1]
+    if args.finished_only:
+        done = {j.jobid for j in jobs if j.end is not None}
+        jobs = [j for j in jobs if j.jobid in done]
     if not jobs:
         raise SystemExit(f"no jobs in {log}")
     overhead = args.job_overhead if args.job_overhead is not None else measured_overhead(args.run_dir, jobs)
@@ -386,16 +421,24 @@ def main(argv=None) -> int:
     span = max(stamps) - min(stamps) if stamps else None
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs; python {platform.python_version()}")
     print(f"command: {' '.join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])])}")
-    print(f"run: {args.run_dir} (log {log.name}, --cores {run_cores}); {len(jobs)} jobs, "
+    print(f"run: {args.run_dir} (log {', '.join(p.name for p in logs)}, --cores {run_cores}); {len(jobs)} jobs, "
           f"{sum(j.seconds for j in jobs):.0f} s of job time; per-job overhead {overhead:.2f} s")
     paper = None
     if args.scale_to_paper:
-        jobs, paper = scale_to_paper(jobs, args.run_dir, args.chunk_images)
+        jobs, paper = scale_to_paper(jobs, args.run_dir, args.chunk_images, args.paper_stage_times)
         a, b = paper["chunk_fit"]
         print(f"SCALED TO THE PAPER'S SIZE (a projection, not a measurement): {paper['patients']} -> "
               f"{PAPER['patients']} patients, {paper['images']} -> {PAPER['images']} images; extraction chunk = "
               f"{a:.1f} s + {b * 1000:.0f} ms/image, {paper['chunks']} chunks; {len(jobs)} jobs, "
               f"{sum(j.seconds for j in jobs):.0f} s of job time")
+    print()
+    print("| rule | jobs | job time s | longest job s |")
+    print("|---|---|---|---|")
+    rules: dict[str, list[float]] = {}
+    for j in jobs:
+        rules.setdefault(j.rule, []).append(j.seconds)
+    for rule, secs in sorted(rules.items(), key=lambda kv: -sum(kv[1])):
+        print(f"| {rule} | {len(secs)} | {sum(secs):.0f} | {max(secs):.0f} |")
     deps = dependencies(jobs)
     path = critical_path(jobs, deps, args.gpu_dl_speedup)
     cp = sum(j.seconds / args.gpu_dl_speedup if args.gpu_dl_speedup and j.rule in GPU_RULES else j.seconds
@@ -411,17 +454,20 @@ def main(argv=None) -> int:
                    if not (args.gpu_dl_speedup and j.rule in GPU_RULES)) / sched.makespan
         print(f"| {n} | **{fmt(sched.makespan)}** ({sched.makespan:.0f} s) | {fmt(work_cpu / n)} | {fmt(cp)} | "
               f"{busy:.1f} |")
-        if n == run_cores and span and not args.scale_to_paper and not args.gpu_dl_speedup:
+        if n == run_cores and span and len(logs) == 1 and not args.scale_to_paper and not args.gpu_dl_speedup:
             print(f"|   | measured span (log) {span:.0f} s: error {100 * (sched.makespan / span - 1):+.1f} % "
                   + (f"; measured wall {args.measured_wall:.0f} s: error "
                      f"{100 * (sched.makespan / args.measured_wall - 1):+.1f} %" if args.measured_wall else "")
                   + " | | | |")
     print()
-    longest = max(path, key=lambda j: j.seconds)
+    def eff(j: Job) -> float:
+        return j.seconds / args.gpu_dl_speedup if args.gpu_dl_speedup and j.rule in GPU_RULES else j.seconds
+
+    longest = max(path, key=eff)
     print(f"critical path ({fmt(cp)}, the makespan on unlimited cores):")
     for j in path:
-        print(f"  {j.seconds:8.1f} s  {j.name}")
-    print(f"bounding job: {longest.name} ({longest.seconds:.0f} s, {100 * longest.seconds / cp:.0f} % of the path)")
+        print(f"  {eff(j):8.1f} s  {j.name}" + (" (on a GPU node)" if eff(j) != j.seconds else ""))
+    print(f"bounding job: {longest.name} ({eff(longest):.0f} s, {100 * eff(longest) / cp:.0f} % of the path)")
     return 0
 
 
