@@ -179,3 +179,28 @@ def train_tiny_study(root: Path, n_internal: int = 14, n_external: int = 2, n_sl
                                           "fusion": (fus / "selected_features.csv", fus / "choice.json")},
                        fusion_classifiers=fus / "classifiers.csv", fusion_choice=fus / "choice.json")
     return study
+
+
+def build_segmenter_bundle(study: TinyStudy) -> Path:
+    """The tiny study's bundle with a smoke-sized segmenter trained (cross-fitted, two networks) on its
+    development patients' masks: `results/bundle_seg` under the study's root."""
+    from cinescar.config import load_config
+    from cinescar.screening.bundle import build_bundle
+    from cinescar.segmentation.run import crossfit_job, train_job
+
+    root = study.root / "results" / "segmentation"
+    cfg = load_config(overrides={"seed": 3, "mlflow": {"enabled": False}, "preprocessing": {"size": 64},
+                                 "segmentation": {"channels": [4, 8, 16], "max_epochs": 3, "crop": 32,
+                                                  "batch_size": 8, "learning_rate": 0.01}})
+    with working_dir(study.root):
+        crossfit_job({"splits": str(study.path("results/splits/splits.json"))},
+                     {"crossfit": str(root / "crossfit.json")}, {"cfg": cfg})
+        for k in (0, 1):
+            train_job({"manifest": str(study.cohort / "manifest.csv"), "crossfit": str(root / "crossfit.json")},
+                      {"model": str(root / f"fold{k}/model.pt"), "meta": str(root / f"fold{k}/model.json")},
+                      {"cfg": cfg}, k)
+        out = study.root / "results" / "bundle_seg"
+        build_bundle(out, **study.workflow_inputs(), cfg={**study.cfg, "segmentation": cfg["segmentation"]},
+                     segmentation_models=[root / f"fold{k}/model.pt" for k in (0, 1)],
+                     segmentation_metas=[root / f"fold{k}/model.json" for k in (0, 1)])
+    return out

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
-from screening_fixtures import train_tiny_study, working_dir
+from screening_fixtures import build_segmenter_bundle, train_tiny_study
 
 from cinescar.errors import CohortError
 from cinescar.models import IMAGE_MODELS as MODELS
@@ -32,27 +32,8 @@ def study(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def seg_bundle_dir(study):
-    """The tiny study's bundle with a smoke-sized segmenter (as tests/test_screening_bundle.py builds it)."""
-    from cinescar.config import load_config
-    from cinescar.screening.bundle import build_bundle
-    from cinescar.segmentation.run import crossfit_job, train_job
-
-    root = study.root / "results" / "segmentation"
-    cfg = load_config(overrides={"seed": 3, "mlflow": {"enabled": False}, "preprocessing": {"size": 64},
-                                 "segmentation": {"channels": [4, 8, 16], "max_epochs": 3, "crop": 32,
-                                                  "batch_size": 8, "learning_rate": 0.01}})
-    with working_dir(study.root):
-        crossfit_job({"splits": str(study.path("results/splits/splits.json"))},
-                     {"crossfit": str(root / "crossfit.json")}, {"cfg": cfg})
-        for k in (0, 1):
-            train_job({"manifest": str(study.cohort / "manifest.csv"), "crossfit": str(root / "crossfit.json")},
-                      {"model": str(root / f"fold{k}/model.pt"), "meta": str(root / f"fold{k}/model.json")},
-                      {"cfg": cfg}, k)
-        out = study.root / "results" / "bundle_seg"
-        build_bundle(out, **study.workflow_inputs(), cfg={**study.cfg, "segmentation": cfg["segmentation"]},
-                     segmentation_models=[root / f"fold{k}/model.pt" for k in (0, 1)],
-                     segmentation_metas=[root / f"fold{k}/model.json" for k in (0, 1)])
-    return out
+    """The tiny study's bundle with a smoke-sized segmenter (`screening_fixtures.build_segmenter_bundle`)."""
+    return build_segmenter_bundle(study)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import SimpleITK as sitk
 
 from cinescar.errors import CinescarError, CohortError
 from cinescar.cohort.contract import geometry_mismatch
-from screening_fixtures import train_tiny_study, working_dir
+from screening_fixtures import build_segmenter_bundle, train_tiny_study, working_dir
 
 from cinescar.models import IMAGE_MODELS as MODELS  # the models a bundle ships
 
@@ -715,26 +715,7 @@ def test_no_credentials_or_absolute_paths_in_the_bundle(bundle_dir):
 @pytest.fixture(scope="session")
 def seg_bundle_dir(study):
     """The tiny study's bundle with a smoke-sized segmenter trained on its development patients' masks."""
-    from cinescar.config import load_config
-    from cinescar.screening.bundle import build_bundle
-    from cinescar.segmentation.run import crossfit_job, train_job
-
-    root = study.root / "results" / "segmentation"
-    cfg = load_config(overrides={"seed": 3, "mlflow": {"enabled": False}, "preprocessing": {"size": 64},
-                                 "segmentation": {"channels": [4, 8, 16], "max_epochs": 3, "crop": 32,
-                                                  "batch_size": 8, "learning_rate": 0.01}})
-    with working_dir(study.root):
-        crossfit_job({"splits": str(study.path("results/splits/splits.json"))},
-                     {"crossfit": str(root / "crossfit.json")}, {"cfg": cfg})
-        for k in (0, 1):
-            train_job({"manifest": str(study.cohort / "manifest.csv"), "crossfit": str(root / "crossfit.json")},
-                      {"model": str(root / f"fold{k}/model.pt"), "meta": str(root / f"fold{k}/model.json")},
-                      {"cfg": cfg}, k)
-        out = study.root / "results" / "bundle_seg"
-        build_bundle(out, **study.workflow_inputs(), cfg={**study.cfg, "segmentation": cfg["segmentation"]},
-                     segmentation_models=[root / f"fold{k}/model.pt" for k in (0, 1)],
-                     segmentation_metas=[root / f"fold{k}/model.json" for k in (0, 1)])
-    return out
+    return build_segmenter_bundle(study)
 
 
 def _exam_without_masks(study, pid, folder: Path) -> Path:
