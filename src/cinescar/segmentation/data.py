@@ -29,12 +29,14 @@ def manual_mask_path(cohort_dir: Path, row: pd.Series, mask_col: str) -> Path | 
 
 
 def read_stack_fields(cohort_dir: Path, row: pd.Series, size: int, spacing_mm: float,
-                      clip: tuple[float, float], with_labels: bool = True) -> list[StackFields]:
-    """Both phases of one manifest row as fields; labels from the manual masks when present."""
+                      clip: tuple[float, float], with_labels: bool = True,
+                      volumes: dict | None = None) -> list[StackFields]:
+    """Both phases of one manifest row as fields; labels from the manual masks when present. `volumes` is
+    `read_volume`'s cache: a caller that needs the images again (to write masks in their geometry) reads once."""
     pid = str(row["patient_id"]).strip()
     out = []
     for phase, (img_col, mask_col) in PHASES.items():
-        arr, spacing = as_stack(read_volume(resolve(cohort_dir, row[img_col]), pid))
+        arr, spacing = as_stack(read_volume(resolve(cohort_dir, row[img_col]), pid, volumes))
         fields, geometry = stack_to_field(arr, spacing[:2], size, spacing_mm, clip)
         labels = None
         mask_path = manual_mask_path(cohort_dir, row, mask_col) if with_labels else None

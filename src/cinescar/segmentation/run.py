@@ -163,10 +163,12 @@ def predict_job(inputs: dict, outputs: dict, params: dict, center: str) -> pd.Da
             segmenters[which] = load_segmenter(models, metas, which, int(seg["threads"]))
         segmenter = segmenters[which]
         per_phase, vols, manual_vols, flags_by_phase = {}, {}, {}, {}
-        for st in read_stack_fields(folder, row, settings.size, settings.spacing_mm, settings.clip_percentiles):
+        images: dict = {}  # read once: for the fields and again for the masks' geometry
+        for st in read_stack_fields(folder, row, settings.size, settings.spacing_mm, settings.clip_percentiles,
+                                    volumes=images):
             result = segmenter.segment_fields(st.fields, st.geometry, st.spacing[2])
             grid = field_to_labels(result.labels, st.geometry)
-            _write_mask(folder, row, st.phase, grid, out_dir / f"{pid}_{st.phase}.nii.gz")
+            _write_mask(folder, row, st.phase, grid, out_dir / f"{pid}_{st.phase}.nii.gz", images)
             flags_by_phase[st.phase] = stack_flags(result.labels, result.confidence, seg["qc"])
             vols[st.phase] = volumes(result.labels, st.spacing[2], settings.spacing_mm)
             rec = {"patient_id": pid, "phase": st.phase, "network": which,
@@ -200,11 +202,12 @@ def _role(pid: str, assignment: dict, row: pd.Series) -> str:
     return "development"
 
 
-def _write_mask(folder: Path, row: pd.Series, phase: str, grid: np.ndarray, path: Path) -> None:
+def _write_mask(folder: Path, row: pd.Series, phase: str, grid: np.ndarray, path: Path,
+                volumes: dict | None = None) -> None:
     """The myocardium (1) in the image's geometry, exactly as the contract asks of a manual mask."""
     from cinescar.cohort.contract import read_volume, resolve
 
-    img = read_volume(resolve(folder, row[PHASES[phase][0]]), str(row["patient_id"]))
+    img = read_volume(resolve(folder, row[PHASES[phase][0]]), str(row["patient_id"]).strip(), volumes)
     myo = (grid == MYOCARDIUM).astype(np.uint8)
     mask = sitk.GetImageFromArray(myo if img.GetDimension() == 3 else myo[0])
     mask.CopyInformation(img)
