@@ -794,3 +794,75 @@ def test_forged_segmenter_weights_are_refused_by_name(seg_bundle_dir, tmp_path):
     with pytest.raises(CinescarError, match=r"segmentation/fold0\.pt.*not a plain state_dict"):
         load_bundle(forged)
     assert not marker.exists()
+
+
+# ------------------------------------------------------------------- the deployment case (issue 22, item 4)
+
+
+def _deployment(study, bundle_dir: Path, masks_of, tmp_path: Path) -> dict[str, pd.DataFrame]:
+    """Both deployment jobs on every centre of the tiny study, with predicted masks `masks_of(pid, phase) -> array`
+    written where the segmentation stage writes them."""
+    from cinescar.cohort.contract import read_manifest, resolve, slugify
+    from cinescar.config import load_config
+    from cinescar.screening.run import deployment_center_job, deployment_job
+
+    manifest = read_manifest(study.cohort)
+    cfg = load_config(overrides={"seed": 3, "mlflow": {"enabled": False}})
+    patients, features = [], []
+    with working_dir(tmp_path):
+        for center in sorted({slugify(c) for c in manifest["center"]}):
+            masks = tmp_path / "masks" / center
+            masks.mkdir(parents=True)
+            for _, r in manifest[manifest["center"].map(slugify) == center].iterrows():
+                for phase, col in (("ED", "ed_mask"), ("ES", "es_mask")):
+                    manual = sitk.ReadImage(str(resolve(study.cohort, r[col])))
+                    out = sitk.GetImageFromArray(masks_of(r["patient_id"], phase, sitk.GetArrayFromImage(manual)))
+                    out.CopyInformation(manual)
+                    sitk.WriteImage(out, str(masks / f"{r['patient_id']}_{phase}.nii.gz"))
+            outs = {"patients": str(tmp_path / f"{center}_p.parquet"), "features": str(tmp_path / f"{center}_f.parquet")}
+            deployment_center_job({"bundle": str(bundle_dir / "bundle.json"), "manifest": str(study.cohort / "manifest.csv"),
+                                   "splits": str(study.path("results/splits/splits.json")), "masks": str(masks)},
+                                  outs, {"cfg": cfg}, center)
+            patients.append(outs["patients"])
+            features.append(outs["features"])
+        summary = {k: str(tmp_path / f"{k}.csv") for k in ("comparison", "patients", "icc")}
+        deployment_job({"patients": patients, "features": features}, summary, {"cfg": cfg})
+    return {k: pd.read_csv(v) for k, v in summary.items()}
+
+
+def test_deployment_case_with_the_manual_masks_as_predicted_changes_nothing(study, bundle_dir, tmp_path):
+    """Plumbing: 'predicted' masks equal to the manual ones give the same probabilities, ICC 1 and full agreement;
+    the manual side is what the study itself reported (out of fold for development patients)."""
+    out = _deployment(study, bundle_dir, lambda pid, phase, m: m, tmp_path)
+    p = out["patients"]
+    splits = _splits(study)
+    assert set(p["patient_id"]) == {*splits["test"], *splits["external"], *(x for f in splits["folds"] for x in f["val"])}
+    assert np.allclose(p["prob_manual"], p["prob_predicted"], atol=1e-12)
+    c = out["comparison"]
+    assert set(c["role"]) >= {"test", "development (out of fold)", "out of fold + external"}
+    assert (c["decision_agreement"] == 1.0).all() and (c["abs_dp_max"] < 1e-12).all()
+    assert np.allclose(c["delta_auc"].dropna(), 0.0)
+    icc = out["icc"][out["icc"]["role"] == "all"].dropna(subset=["icc_3_1"])
+    assert len(icc) > 0 and np.allclose(icc["icc_3_1"], 1.0)
+    # development patients: the probability of the fold model that never saw them = the study's out-of-fold one
+    preds = pd.read_parquet(study.path("results/radiomics/predictions.parquet"))
+    oof = preds[preds["split"] == "val"].groupby("patient_id")["prob"].max()
+    dev = p[(p["role"] == "development") & (p["model"] == "radiomics")].set_index("patient_id")["prob_manual"]
+    assert np.allclose(dev.to_numpy(), oof.loc[dev.index].to_numpy(), atol=1e-9)
+
+
+def test_deployment_case_sees_a_worse_mask(study, bundle_dir, tmp_path):
+    """An eroded 'predicted' myocardium changes the features and probabilities, and the tables say so."""
+    from scipy import ndimage
+
+    def eroded(pid, phase, m):
+        return np.stack([ndimage.binary_erosion(s > 0, iterations=1).astype(np.uint8) if s.sum() > 40 else s
+                         for s in m]).astype(m.dtype)
+
+    out = _deployment(study, bundle_dir, eroded, tmp_path)
+    p = out["patients"]
+    assert (np.abs(p["prob_manual"] - p["prob_predicted"]) > 1e-6).any()
+    icc = out["icc"][out["icc"]["role"] == "all"].dropna(subset=["icc_3_1"])
+    assert (icc["icc_3_1"] < 0.999).any()
+    c = out["comparison"]
+    assert ((c["n"] > 0) & c["auc_manual"].notna()).all()

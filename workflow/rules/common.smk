@@ -89,6 +89,13 @@ def center_files(wildcards):
 MASKS_POLICY = (
     config["segmentation"]["masks"] if config["segmentation"]["enabled"] else "manual"
 )
+# The deployment case (docs/segmentation.md): models trained on manual masks scored on predicted ones; not
+# when the models themselves train on predicted masks
+DEPLOYMENT = (
+    config["segmentation"]["enabled"]
+    and config["segmentation"]["deployment"]
+    and MASKS_POLICY != "predicted"
+)
 
 
 def predicted_masks_of(wildcards):

@@ -141,6 +141,14 @@ rule report:
             if config["segmentation"]["enabled"]
             else []
         ),
+        deployment=(
+            expand(
+                "results/segmentation/{t}.csv",
+                t=["deployment", "deployment_patients", "feature_icc"],
+            )
+            if DEPLOYMENT
+            else []
+        ),
     output:
         html=report(
             "results/report/report.html",

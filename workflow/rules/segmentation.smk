@@ -92,3 +92,56 @@ rule segmentation_gather:
         cfg=cfg_sections("segmentation"),
     script:
         "../scripts/segmentation_gather.py"
+
+
+# The deployment case (docs/segmentation.md): the shipped models on the segmenter's masks instead of the manual
+# ones, patient by patient (development patients out of fold, held-out patients by the final model).
+rule segmentation_deployment_center:
+    input:
+        bundle="results/bundle/bundle.json",
+        splits="results/splits/splits.json",
+        manifest=MANIFEST,
+        validation=ancient("results/validation/report.json"),
+        masks=f"{SEGMENTATION}/masks/{{center}}",
+        files=center_files,
+    output:
+        patients=f"{SEGMENTATION}/deployment/{{center}}_patients.parquet",
+        features=f"{SEGMENTATION}/deployment/{{center}}_features.parquet",
+    log:
+        "logs/segmentation/deployment_{center}.log",
+    benchmark:
+        "results/benchmarks/segmentation/deployment_{center}.tsv"
+    conda:
+        f"{ENVS}/dl.yaml"
+    threads: config["segmentation"]["threads"]
+    resources:
+        mem_mb=2000,
+    params:
+        cfg=cfg_sections("segmentation"),
+    script:
+        "../scripts/segmentation_deployment_center.py"
+
+
+rule segmentation_deployment:
+    input:
+        patients=lambda wc: expand(
+            f"{SEGMENTATION}/deployment/{{center}}_patients.parquet",
+            center=center_slugs(),
+        ),
+        features=lambda wc: expand(
+            f"{SEGMENTATION}/deployment/{{center}}_features.parquet",
+            center=center_slugs(),
+        ),
+        mlflow=MLFLOW_READY,
+    output:
+        comparison=f"{SEGMENTATION}/deployment.csv",
+        patients=f"{SEGMENTATION}/deployment_patients.csv",
+        icc=f"{SEGMENTATION}/feature_icc.csv",
+    log:
+        "logs/segmentation/deployment.log",
+    conda:
+        f"{ENVS}/evaluation.yaml"
+    params:
+        cfg=cfg_sections("segmentation", "mlflow"),
+    script:
+        "../scripts/segmentation_deployment.py"

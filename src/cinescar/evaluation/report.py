@@ -117,8 +117,11 @@ def build_report(
     cohort_figure: str | Path | None = None,
     index: str | Path | None = None,
     segmentation_dir: str | Path | None = None,
+    deployment: dict[str, str | Path] | None = None,
 ) -> Path:
-    """Write the self-contained HTML report from the evaluation's files; returns its path."""
+    """Write the self-contained HTML report from the evaluation's files; returns its path.
+
+    `deployment`: the deployment case's files (`comparison`, `icc`) when the workflow measured it."""
     ev_dir = Path(evaluation_dir)
     ev = cfg.get("evaluation", {})
     scr = cfg.get("screening", {})
@@ -242,7 +245,7 @@ def build_report(
     # --- masks and the segmenter (issue 22)
     from cinescar.evaluation.report_segmentation import segmentation_section
 
-    parts.extend(segmentation_section(index, segmentation_dir))
+    parts.extend(segmentation_section(index, segmentation_dir, deployment))
 
     # --- Grad-CAM
     dl_fold = final.get("dl", {}).get("fold")

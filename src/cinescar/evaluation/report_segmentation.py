@@ -23,7 +23,38 @@ def mask_sources_table(index: pd.DataFrame) -> pd.DataFrame:
     return t
 
 
-def segmentation_section(index_path: str | Path | None, seg_dir: str | Path | None) -> list[str]:
+def deployment_part(deployment: dict[str, str | Path]) -> list[str]:
+    """The deployment case: the shipped models on the segmenter's masks instead of the manual ones."""
+    comparison = _read_csv(Path(deployment["comparison"]))
+    icc = _read_csv(Path(deployment["icc"]))
+    parts = ["<h3>The deployment case: trained on manual masks, used on predicted ones</h3>"
+             "<p class='note'>The same patients scored twice by the shipped models: with the manual masks and with "
+             "the segmenter's. Development patients: their own fold's model (out of fold), masks from the network "
+             "that never saw them; internal-test and external patients: the final model (mean of the fold "
+             "models), masks from the ensemble. ΔAUC = predicted − manual with DeLong's paired 95 % interval and "
+             "p; decision agreement at the shipped cut-off (development patients: the final model's cut-off "
+             "applied to their fold model's probability); |Δp| = per-patient change in the probability.</p>"]
+    cols = ["model", "role", "n", "n_lge_pos", "auc_manual", "auc_predicted", "delta_auc", "delta_auc_low",
+            "delta_auc_high", "delong_p", "decision_agreement", "decisions_changed", "abs_dp_median", "abs_dp_max"]
+    if not comparison.empty:
+        comparison = comparison[[c for c in cols if c in comparison]]
+    parts.append(_table(comparison, {c: (lambda v: _fmt_num(v, 3)) for c in cols[4:10] + ["decision_agreement",
+                                                                                          "abs_dp_median",
+                                                                                          "abs_dp_max"]}))
+    if not icc.empty:
+        overall = icc[icc["role"] == "all"].dropna(subset=["icc_3_1"])
+        good = int((overall["icc_3_1"] >= 0.75).sum())
+        parts.append(f"<p class='note'>Radiomics features the models read: ICC(3,1) between manual and predicted "
+                     f"masks over {int(overall['n_images'].max()) if len(overall) else 0} images: {good} of "
+                     f"{len(overall)} features ≥ 0.75 (lowest {_fmt_num(overall['icc_3_1'].min(), 2)}; the ten lowest below). "
+                     "Per feature and role: <code>results/segmentation/feature_icc.csv</code>.</p>")
+        parts.append(_table(overall.head(10)[["feature", "n_images", "icc_3_1"]],
+                            {"icc_3_1": lambda v: _fmt_num(v, 3)}))
+    return parts
+
+
+def segmentation_section(index_path: str | Path | None, seg_dir: str | Path | None,
+                         deployment: dict[str, str | Path] | None = None) -> list[str]:
     parts = ["<h2>Masks and the study's segmenter</h2>"]
     if index_path and Path(index_path).is_file():
         t = mask_sources_table(pd.read_parquet(index_path))
@@ -54,4 +85,6 @@ def segmentation_section(index_path: str | Path | None, seg_dir: str | Path | No
                  "<code>cinescar screen</code> gives such an exam no decision. A row without a flag counts exams "
                  "with any flag.</p>")
     parts.append(_table(qc))
+    if deployment:
+        parts.extend(deployment_part(deployment))
     return [p if isinstance(p, str) else html.escape(str(p)) for p in parts]

@@ -250,13 +250,15 @@ def _decision(prob: float | None, cutoff: float) -> tuple[str, bool | None]:
 
 def screen_exam(bundle: Bundle, exam: Exam, gradcam_dir: str | Path | None = None,
                 gradcam_images: int | None = None, volumes: dict | None = None,
-                segmentations: dict | None = None) -> dict[str, Any]:  # fmt: skip
+                segmentations: dict | None = None, details: dict | None = None) -> dict[str, Any]:  # fmt: skip
     """Screen one exam; returns the JSON-ready result (docs/screening.md, "The result").
 
     Raises CohortError for an exam that cohort validation would reject. Grad-CAM overlays of the images with
     the highest DL probability are written to `gradcam_dir` when given. `volumes` may hold images already in
     memory under their `exam.files` keys (a DICOM cine's ED/ES, `dicom_exam.exam_inputs`); `segmentations`,
-    when given, receives each predicted phase's `StackSegmentation` (for a DICOM SEG).
+    when given, receives each predicted phase's `StackSegmentation` (for a DICOM SEG); `details`, when given,
+    receives the per-image radiomics features the models read under "radiomics" (the deployment case compares
+    them between manual and predicted masks, `screening/deployment.py`).
     """
     from cinescar.fusion.model import fuse_features
     from cinescar.preprocessing.store import preprocess_exam
@@ -294,6 +296,8 @@ def screen_exam(bundle: Bundle, exam: Exam, gradcam_dir: str | Path | None = Non
               if bundle.radiomics_features_needed() is None else "features imputed with the training medians")
     warnings_out += [f"{f}; {policy}, as in the workflow" for f in failures]
     timing["radiomics"] = time.perf_counter() - t
+    if details is not None:
+        details["radiomics"] = rad_features
 
     t = time.perf_counter()
     inputs: dict[int, np.ndarray] = {}  # by CNN input size
