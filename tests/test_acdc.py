@@ -385,3 +385,24 @@ def test_real_acdc_patients_volumes_and_group_definitions(tmp_path: Path, capfd)
         else:
             assert group == "NOR" and row.LVEF > 50 and row.lge == 0
         assert 5 < row.MWT < 20  # mm: plausible non-hypertrophic walls
+
+
+def test_masks_only_import_writes_images_and_masks_without_a_label_and_refuses_study_patients(
+        acdc_dir: Path, tmp_path: Path) -> None:
+    """DCM (left out of the scar proxy) becomes a masks-only cohort the segmenter can train on; a study patient
+    never does."""
+    from cinescar.cohort.contract import read_manifest
+    from cinescar.segmentation.data import read_stack_fields
+
+    out = tmp_path / "masks_only"
+    summary = acdc.import_acdc_masks_only(acdc_dir, out, ["DCM"])
+    table = read_manifest(out)
+    assert summary["patients"] == 1 and table["patient_id"].tolist() == ["patient004"]
+    assert "lge" not in table and table.loc[0, "group"] == "DCM"
+    stacks = read_stack_fields(out, table.iloc[0], 64, 1.0, (0.5, 99.5))
+    assert [s.phase for s in stacks] == ["ED", "ES"] and all(s.labels is not None and (s.labels > 0).any()
+                                                              for s in stacks)
+    with pytest.raises(CohortError, match="study's cohort"):
+        acdc.import_acdc_masks_only(acdc_dir, tmp_path / "again", ["DCM", "NOR"], exclude=["patient002"])
+    with pytest.raises(ConfigError, match="not ACDC groups"):
+        acdc.import_acdc_masks_only(acdc_dir, tmp_path / "bad", ["XYZ"])

@@ -76,6 +76,8 @@ def test_held_out_patients_in_extra_cohorts_are_refused():
     splits = _splits()
     with pytest.raises(ValueError, match="held out"):
         crossfit_assignment(splits, 2, seed=0, extra=[splits["test"][0]])
+    with pytest.raises(ValueError, match="held out"):  # as the job keys them: extra{i}/{patient_id}
+        crossfit_assignment(splits, 2, seed=0, extra=[f"extra0/{splits['external'][0]}"])
 
 
 def test_qc_flags_what_no_heart_looks_like():

@@ -138,3 +138,24 @@ if config["acdc"]["source"]:
             external=repo_path(config["acdc"]["external_source"]),
         script:
             "../scripts/cohort_import_acdc.py"
+
+    # ACDC groups the scar proxy leaves out (DCM, HCM) as masks for the segmenter only (issue 22): after the
+    # study's import, so that no study patient can also be a masks-only training case
+    if config["acdc"]["masks_only_groups"]:
+
+        rule import_acdc_masks_only:
+            input:
+                manifest=MANIFEST,
+            output:
+                manifest=f"{config['acdc']['masks_only_path']}/manifest.csv",
+            log:
+                "logs/cohort/import_acdc_masks_only.log",
+            conda:
+                f"{ENVS}/cohort.yaml"
+            resources:
+                mem_mb=2000,
+            params:
+                cfg=cfg_sections("acdc"),
+                source=repo_path(config["acdc"]["source"]),
+            script:
+                "../scripts/cohort_import_acdc_masks_only.py"

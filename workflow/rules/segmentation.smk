@@ -6,11 +6,14 @@
 
 SEGMENTATION = "results/segmentation"
 SEG_FOLDS = list(range(int(config["segmentation"]["crossfit_folds"])))
+# the masks-only cohorts' manifests (made by import_acdc_masks_only, or a user's folders)
+EXTRA_MANIFESTS = [f"{p}/manifest.csv" for p in config["segmentation"]["extra_cohorts"]]
 
 
 rule segmentation_split:
     input:
         splits="results/splits/splits.json",
+        extra=EXTRA_MANIFESTS,
     output:
         crossfit=f"{SEGMENTATION}/crossfit.json",
     log:
@@ -28,6 +31,7 @@ rule segmentation_train:
         manifest=MANIFEST,
         validation=ancient("results/validation/report.json"),
         crossfit=f"{SEGMENTATION}/crossfit.json",
+        extra=EXTRA_MANIFESTS,
         mlflow=MLFLOW_READY,
     output:
         model=f"{SEGMENTATION}/fold{{fold}}/model.pt",

@@ -5,7 +5,8 @@ from cinescar.logs import setup_logging
 
 setup_logging(snakemake.log[0])
 acdc = snakemake.params.cfg["acdc"]
-options = {"label_map": acdc["label_map"], "center": acdc["center"], "vendor": acdc["vendor"]}
+options = {"label_map": acdc["label_map"], "center": acdc["center"], "vendor": acdc["vendor"],
+           "with_masks": acdc["study_masks"]}
 out = Path(snakemake.output.manifest).parent  # the cohort folder is the manifest's
 import_acdc(snakemake.params.source, out, cohort="internal", **options)
 if snakemake.params.external:

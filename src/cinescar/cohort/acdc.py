@@ -31,7 +31,7 @@ import pandas as pd
 import SimpleITK as sitk
 from scipy import ndimage
 
-from cinescar.cohort.contract import (COHORTS, MANIFEST, MANIFEST_COLUMNS, PATIENT_ID_PATTERN, geometry_mismatch,
+from cinescar.cohort.contract import (COHORTS, FILE_COLUMNS, MANIFEST, MANIFEST_COLUMNS, PATIENT_ID_PATTERN, geometry_mismatch,
                                       read_manifest, read_volume)
 from cinescar.errors import CohortError, ConfigError
 from cinescar.io import atomic_write
@@ -319,14 +319,16 @@ def _format(value: Any) -> str:
 
 def import_acdc(acdc_dir: str | Path, out_dir: str | Path, *, label_map: Mapping[str, Any] | None = None,
                 center: str = DEFAULT_CENTER, vendor: str = DEFAULT_VENDOR, cohort: str = "internal",
-                append: bool = False, patients: Iterable[str] | None = None) -> dict:
+                append: bool = False, patients: Iterable[str] | None = None, with_masks: bool = True) -> dict:
     """Convert an ACDC-style folder (one subfolder per patient) into a cohort folder; return the summary.
 
     `patients` restricts the import to those patient folders (all when None). With `append`, the patients
     are added to the cohort already in `out_dir` (an ID already present is a CohortError); without it,
     `out_dir` must not hold a manifest yet. Nothing is written to the manifest unless every selected
     patient converts; the summary (`import_summary.json`) lists patients per group, imported and left out
-    with the reason, and is kept as a list of imports when appending.
+    with the reason, and is kept as a list of imports when appending. `with_masks=False` leaves both mask
+    columns empty and writes no mask (a cohort as a site without contours brings it, issue 22); the clinical
+    measures (LVEDV, LVM, MWT, ...) still come from the expert labels, as a reader's report would give them.
     """
     started = time.perf_counter()
     acdc_dir, out_dir = Path(acdc_dir), Path(out_dir)
@@ -385,6 +387,10 @@ def import_acdc(acdc_dir: str | Path, out_dir: str | Path, *, label_map: Mapping
                              "reason": f"group {info.group} not in the label map"})
             continue
         fields, patient_warnings = convert_patient(folder, patient_id, info, out_dir)
+        if not with_masks:
+            for col in ("ed_mask", "es_mask"):
+                (out_dir / fields[col]).unlink()
+                fields[col] = ""
         warnings.extend(patient_warnings)
         lge = label_map[info.group]
         rows.append({"patient_id": patient_id, "center": center, "vendor": vendor, "cohort": cohort,
@@ -413,6 +419,7 @@ def import_acdc(acdc_dir: str | Path, out_dir: str | Path, *, label_map: Mapping
             "patients": left_out,
         },
         "warnings": warnings,
+        "masks": with_masks,
     }
 
     new = pd.DataFrame([{c: _format(r.get(c)) for c in MANIFEST_COLUMNS} for r in rows], columns=MANIFEST_COLUMNS)
@@ -427,6 +434,53 @@ def import_acdc(acdc_dir: str | Path, out_dir: str | Path, *, label_map: Mapping
     atomic_write(out_dir / MANIFEST, lambda p: manifest.to_csv(p, index=False))  # last: marks completion
     log.info("ACDC import: %d imported, %d left out in %.1f s", len(imported), len(left_out),
              time.perf_counter() - started)
+    return summary
+
+
+MASKS_ONLY_COLUMNS = ["patient_id", "center", "vendor", "group", *FILE_COLUMNS]
+
+
+def import_acdc_masks_only(acdc_dir: str | Path, out_dir: str | Path, groups: Iterable[str], *,
+                           center: str = DEFAULT_CENTER, vendor: str = DEFAULT_VENDOR,
+                           exclude: Iterable[str] = ()) -> dict:
+    """The ACDC patients of `groups` (e.g. DCM and HCM, which the scar proxy leaves out) as a masks-only cohort
+    for `segmentation.extra_cohorts`: images and myocardium masks, no scar label, so they can train the
+    segmenter and nothing else (issue 22). A patient in `exclude` (the study's own patients) is refused, so
+    the same patient can never be both a masks-only training case and a study patient."""
+    acdc_dir, out_dir = Path(acdc_dir), Path(out_dir)
+    groups = list(dict.fromkeys(groups))
+    unknown = [g for g in groups if g not in ACDC_GROUPS]
+    if unknown:
+        raise ConfigError(f"acdc masks-only groups {unknown} are not ACDC groups ({', '.join(ACDC_GROUPS)})")
+    if (out_dir / MANIFEST).exists():
+        raise CohortError("folder already holds a cohort; choose a new folder for the masks-only cohort",
+                          path=out_dir / MANIFEST)
+    study = set(exclude)
+    plan = []
+    for folder in patient_folders(acdc_dir):
+        info = read_info(folder / "Info.cfg", folder.name)
+        if info.group in groups:
+            if folder.name in study:
+                raise CohortError("patient is in the study's cohort and would also train the segmenter as a "
+                                  "masks-only case", folder.name, folder)
+            plan.append((folder, folder.name, info))
+    if not plan:
+        raise CohortError(f"no patient of group(s) {', '.join(groups)} found", path=acdc_dir)
+    (out_dir / "images").mkdir(parents=True, exist_ok=True)
+    (out_dir / "masks").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for folder, patient_id, info in plan:
+        for phase, frame in (("ED", info.ed), ("ES", info.es)):
+            _convert_phase(folder, patient_id, phase, frame, out_dir)
+        rows.append({"patient_id": patient_id, "center": center, "vendor": vendor, "group": info.group,
+                     "ed_image": f"images/{patient_id}_ED.nii.gz", "ed_mask": f"masks/{patient_id}_ED.nii.gz",
+                     "es_image": f"images/{patient_id}_ES.nii.gz", "es_mask": f"masks/{patient_id}_ES.nii.gz"})
+    manifest = pd.DataFrame(rows, columns=MASKS_ONLY_COLUMNS)
+    summary = {"masks_only": True, "groups": groups, "patients": len(rows),
+               "by_group": dict(sorted(Counter(r["group"] for r in rows).items()))}
+    atomic_write(out_dir / SUMMARY, lambda p: p.write_text(json.dumps(summary, indent=2) + "\n"))
+    atomic_write(out_dir / MANIFEST, lambda p: manifest.to_csv(p, index=False))  # last: marks completion
+    log.info("ACDC masks-only import: %d patients of %s", len(rows), ", ".join(groups))
     return summary
 
 

@@ -28,7 +28,9 @@ def crossfit_assignment(splits: dict, k: int, seed: int, extra: list[str] | None
     folds = [{"fold": g, "train": sorted({p for h, grp in enumerate(groups) if h != g for p in grp}) + extra,
               "predict": groups[g]} for g in range(k)]
     held_out = sorted({*splits["test"], *splits["external"]})
-    overlap = set(held_out) & (set(dev) | set(extra))
+    # extra patients are keyed `extra{i}/{patient_id}` (segmentation/run.py): their bare IDs are compared, so
+    # a masks-only cohort that holds a study's held-out patient (e.g. ACDC imported twice) is refused
+    overlap = set(held_out) & (set(dev) | set(extra) | {e.split("/", 1)[-1] for e in extra})
     if overlap:
         raise ValueError(f"patients both held out and in development or extra_cohorts: {sorted(overlap)[:5]}")
     return {"seed": seed, "folds": folds, ENSEMBLE: held_out, "extra": extra}
