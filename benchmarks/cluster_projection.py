@@ -398,6 +398,9 @@ def main(argv=None) -> int:
     ap.add_argument("--paper-stage-times", action="store_true",
                     help="with --scale-to-paper: the rules measured at the paper's size take those times "
                          "(PAPER_STAGE_SECONDS) instead of this run's scaled ones")
+    ap.add_argument("--without", action="append", default=[], metavar="RULE_PREFIX",
+                    help="replay as if the jobs of rules starting with this took no time (e.g. segmentation: what "
+                         "a stage adds to the makespan of the same run); repeatable")
     ap.add_argument("--finished-only", action="store_true",
                     help="replay only the jobs the log shows finished (a run that was stopped: checks the prefix)")
     args = ap.parse_args(argv)
@@ -417,6 +420,12 @@ def main(argv=None) -> int:
         raise SystemExit(f"no jobs in {log}")
     overhead = args.job_overhead if args.job_overhead is not None else measured_overhead(args.run_dir, jobs)
     jobs = assign_durations(args.run_dir, jobs, overhead)
+    if args.without:  # the dependencies stay; only the time goes (what the stage adds to the makespan)
+        dropped = [j for j in jobs if j.rule.startswith(tuple(args.without))]
+        print(f"WITHOUT {', '.join(args.without)}: {len(dropped)} jobs ({sum(j.seconds for j in dropped):.0f} s of job "
+              "time) replayed as taking no time")
+        gone = {j.jobid for j in dropped}
+        jobs = [replace(j, seconds=0.0) if j.jobid in gone else j for j in jobs]
     stamps = [t for j in jobs for t in (j.start, j.end) if t is not None]
     span = max(stamps) - min(stamps) if stamps else None
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs; python {platform.python_version()}")
@@ -454,7 +463,8 @@ def main(argv=None) -> int:
                    if not (args.gpu_dl_speedup and j.rule in GPU_RULES)) / sched.makespan
         print(f"| {n} | **{fmt(sched.makespan)}** ({sched.makespan:.0f} s) | {fmt(work_cpu / n)} | {fmt(cp)} | "
               f"{busy:.1f} |")
-        if n == run_cores and span and len(logs) == 1 and not args.scale_to_paper and not args.gpu_dl_speedup:
+        if n == run_cores and span and len(logs) == 1 and not args.scale_to_paper and not args.gpu_dl_speedup \
+                and not args.without:
             print(f"|   | measured span (log) {span:.0f} s: error {100 * (sched.makespan / span - 1):+.1f} % "
                   + (f"; measured wall {args.measured_wall:.0f} s: error "
                      f"{100 * (sched.makespan / args.measured_wall - 1):+.1f} %" if args.measured_wall else "")
