@@ -168,7 +168,7 @@ def training_ranges(index_path: str | Path, splits_path: str | Path, folds: list
     import pandas as pd
 
     from cinescar.preprocessing.fingerprint import FINGERPRINT_COLUMNS
-    from cinescar.preprocessing.splits import load_splits
+    from cinescar.cohort.splits import load_splits
 
     splits = load_splits(splits_path)
     train: set[str] = set()
