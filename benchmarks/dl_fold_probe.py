@@ -20,7 +20,7 @@ import pandas as pd
 from cinescar.dl.features import predict_index
 from cinescar.dl.module import epoch_auc, patient_auc
 from cinescar.dl.train import EpochCallback, fit_network, merged_params, role_arrays
-from cinescar.preprocessing.splits import fold_images, load_splits
+from cinescar.cohort.splits import fold_images, load_splits
 from cinescar.preprocessing.store import load_index
 
 

@@ -66,7 +66,7 @@ def main() -> None:
     print(f"machine: {platform.platform()}, {platform.processor() or 'cpu'}, {os.cpu_count()} CPUs, "
           f"python {platform.python_version()}")
     index, rad, dl, splits = synthetic(args.scale)
-    from cinescar.preprocessing.splits import fold_images
+    from cinescar.cohort.splits import fold_images
 
     roles = fold_images(index, splits, 0)
     print("images:", {k: len(v) for k, v in roles.items()})

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from cinescar.fusion.model import FusionSettings, fit_fold, fuse_features
-from cinescar.preprocessing.splits import make_splits
+from cinescar.cohort.splits import make_splits
 from cinescar.radiomics.model import RadiomicsSettings
 
 

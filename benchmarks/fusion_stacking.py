@@ -52,7 +52,7 @@ from sklearn.model_selection import StratifiedKFold
 from cinescar.config import load_config, schema_section
 from cinescar.errors import CinescarError
 from cinescar.fusion.model import FusionSettings, fit_fold, fuse_features
-from cinescar.preprocessing.splits import check_disjoint, fold_images, load_splits
+from cinescar.cohort.splits import check_disjoint, fold_images, load_splits
 
 INNER_SEED_OFFSET = 500
 """Inner CNN j of fold f trains with seed + f + 500 (j + 1): never the seed of a fold CNN (seed + f, + 1000 s)."""

@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from cinescar.fusion.model import DL_COLUMN  # noqa: E402
-from cinescar.preprocessing.splits import fold_images  # noqa: E402
+from cinescar.cohort.splits import fold_images  # noqa: E402
 from cinescar.preprocessing.store import load_arrays, load_index  # noqa: E402
 from cinescar.radiomics.extract import extract_image, make_extractor  # noqa: E402
 from cinescar.radiomics.restricted import restricted_extractor  # noqa: E402

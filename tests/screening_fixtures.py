@@ -116,7 +116,7 @@ def train_tiny_study(root: Path, n_internal: int = 14, n_external: int = 2, n_sl
     from cinescar.dl.train import gather_predictions, train_fold_from_files
     from cinescar.evaluation.study import evaluate_study
     from cinescar.fusion import run as fusion_run
-    from cinescar.preprocessing.splits import make_splits, save_splits
+    from cinescar.cohort.splits import make_splits, save_splits
     from cinescar.preprocessing.store import gather_index, preprocess_center
     from cinescar.radiomics import run as radiomics_run
     from cinescar.radiomics.extract import extract_center, gather_features

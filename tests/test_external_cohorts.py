@@ -14,7 +14,7 @@ from cinescar.cohort.contract import cohort_role, external_name
 from cinescar.cohort.validate import CohortValidationError, validate_cohort
 from cinescar.evaluation.report import build_report
 from cinescar.evaluation.study import evaluate_study
-from cinescar.preprocessing.splits import make_splits
+from cinescar.cohort.splits import make_splits
 from test_report import CFG, make_study
 
 

@@ -19,7 +19,7 @@ from cinescar.fusion.model import (
     fuse_features,
     make_classifier,
 )
-from cinescar.preprocessing.splits import fold_images, make_splits
+from cinescar.cohort.splits import fold_images, make_splits
 from cinescar.radiomics.model import RadiomicsSettings
 
 SETTINGS = FusionSettings(k_candidates=(2, 4), seed=3, lasso=RadiomicsSettings(inner_folds=3, seed=3))
@@ -170,7 +170,7 @@ def test_unknown_classifier_is_a_config_error():
 
 def test_stage_files(data, tmp_path, monkeypatch):
     from cinescar.fusion.run import choose, load_model, run_fold
-    from cinescar.preprocessing.splits import save_splits
+    from cinescar.cohort.splits import save_splits
 
     monkeypatch.chdir(tmp_path)  # MLflow's offline records land here
     index, rad, dl, splits = data

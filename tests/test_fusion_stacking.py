@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from cinescar.errors import CinescarError
-from cinescar.preprocessing.splits import fold_images, make_splits
+from cinescar.cohort.splits import fold_images, make_splits
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "fusion_stacking.py"
 

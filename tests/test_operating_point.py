@@ -75,7 +75,7 @@ def study_files(tmp_path_factory):
 
 
 def _build(root, paths, cfg):
-    from cinescar.preprocessing.splits import load_splits
+    from cinescar.cohort.splits import load_splits
 
     return build_study(paths, pd.read_parquet(root / "index.parquet"), load_splits(root / "splits.json"), cfg)
 

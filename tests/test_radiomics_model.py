@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from cinescar.errors import CinescarError
-from cinescar.preprocessing.splits import fold_images, make_splits
+from cinescar.cohort.splits import fold_images, make_splits
 from cinescar.radiomics.model import (
     PREDICTION_COLUMNS,
     LassoRanking,

@@ -14,7 +14,7 @@ import SimpleITK as sitk
 from cinescar.cohort.contract import geometry_mismatch, mask_source, read_manifest
 from cinescar.cohort.validate import CohortValidationError, validate_cohort
 from cinescar.config import load_config
-from cinescar.preprocessing.splits import make_splits
+from cinescar.cohort.splits import make_splits
 from cinescar.segmentation.crossfit import ENSEMBLE, crossfit_assignment, predicting_network
 from cinescar.segmentation.field import field_to_labels, labels_to_field, stack_to_field
 from cinescar.segmentation.labels import LV_CAVITY, MYOCARDIUM, reference_labels

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from cinescar.errors import CinescarError
-from cinescar.preprocessing.splits import check_disjoint, fold_images, load_splits, make_splits, save_splits
+from cinescar.cohort.splits import check_disjoint, fold_images, load_splits, make_splits, save_splits
 
 
 def _manifest(n_int=60, n_ext=10):

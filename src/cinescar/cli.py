@@ -121,9 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        import SimpleITK as sitk
+        from cinescar.logs import silence_itk
 
-        sitk.ProcessObject_SetGlobalWarningDisplay(False)
+        silence_itk()
         return int(args.func(args) or 0)
     except CinescarError as exc:
         if args.debug:

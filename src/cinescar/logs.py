@@ -6,9 +6,11 @@ library logs, and any CinescarError, lands there rather than in a terminal nobod
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -21,17 +23,36 @@ def setup_logging(log_path: str | Path | None = None, level: int = logging.INFO)
         handlers.append(logging.FileHandler(log_path, mode="w"))
     logging.basicConfig(level=level, format=FORMAT, handlers=handlers, force=True)
     logging.captureWarnings(True)
-    # ITK warns about "unexpected scales in sform" on real headers; images read correctly.
-    try:
-        import SimpleITK as sitk
-
-        sitk.ProcessObject_SetGlobalWarningDisplay(False)
-    except ImportError:  # pragma: no cover
-        pass
+    silence_itk()
     for noisy in ("lightning", "lightning.pytorch", "pytorch_lightning", "alembic", "radiomics"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     sys.excepthook = _log_uncaught
+
+
+def silence_itk(quiet: bool = True) -> bool:
+    """Turn ITK's global warning display off (on with `quiet=False`); returns the previous setting.
+
+    The one ITK warning silencer (jobs, the CLI, the ACDC importer): ITK warns about "unexpected scales in
+    sform" on real headers although the images read correctly, and writes it past Python's logging.
+    """
+    try:
+        import SimpleITK as sitk
+    except ImportError:  # pragma: no cover
+        return False
+    previous = bool(sitk.ProcessObject_GetGlobalWarningDisplay())
+    sitk.ProcessObject_SetGlobalWarningDisplay(not quiet)
+    return previous
+
+
+@contextlib.contextmanager
+def quiet_itk() -> Iterator[None]:
+    """`silence_itk` while the block runs; the previous setting is restored afterwards."""
+    previous = silence_itk()
+    try:
+        yield
+    finally:
+        silence_itk(not previous)
 
 
 def _log_uncaught(exc_type, exc, tb) -> None:

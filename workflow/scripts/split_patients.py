@@ -2,7 +2,7 @@ from pathlib import Path
 
 from cinescar.cohort.contract import read_manifest
 from cinescar.logs import setup_logging
-from cinescar.preprocessing.splits import make_splits, save_splits
+from cinescar.cohort.splits import make_splits, save_splits
 
 setup_logging(snakemake.log[0])
 cfg = snakemake.params.cfg

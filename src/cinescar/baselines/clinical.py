@@ -34,14 +34,13 @@ from sklearn.preprocessing import StandardScaler
 
 from cinescar.cohort.contract import CLINICAL_CATEGORICAL, CLINICAL_NUMERIC
 from cinescar.errors import CinescarError, CohortError
-from cinescar.preprocessing.splits import fold_images
-from cinescar.predictions import PREDICTION_COLUMNS
+from cinescar.cohort.splits import fold_images
+from cinescar.predictions import PREDICTION_COLUMNS, ROLE_TO_SPLIT, prediction_rows
 
 log = logging.getLogger(__name__)
 
 DEFAULT_VARIABLES = ("MWT", "LVM", "LVEF", "LVEDV", "age", "sex")
 KNOWN_VARIABLES = (*CLINICAL_NUMERIC, *CLINICAL_CATEGORICAL)
-ROLE_TO_SPLIT = {"val_all": "val", "test": "test", "external": "external"}
 SEX_CODES = {"M": 1.0, "F": 0.0}
 
 
@@ -194,10 +193,7 @@ def to_image_rows(patient_probs: pd.DataFrame, index: pd.DataFrame, splits: dict
         if missing.any():
             raise CohortError(f"fold {fold} {split}: patient has images but no patient-level probability",
                               patient_id=str(pids[missing].iloc[0]))
-        frames.append(pd.DataFrame({
-            "image_id": t["image_id"].astype(str).to_numpy(), "patient_id": pids.to_numpy(), "fold": int(fold),
-            "split": split, "dev_selected": t["dev_selected"].astype(bool).to_numpy(),
-            "lge": t["lge"].astype(int).to_numpy(), "prob": prob.reindex(keys).to_numpy(dtype=float)}))
+        frames.append(prediction_rows(t, fold, split, prob.reindex(keys).to_numpy(dtype=float)))
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=PREDICTION_COLUMNS)
     return out[PREDICTION_COLUMNS].sort_values(["split", "image_id"]).reset_index(drop=True)
 

@@ -21,7 +21,7 @@ from cinescar.baselines import clinical, combined, controls
 from cinescar.evaluation.metrics import auc_or_nan
 from cinescar.evaluation.screening import patient_probabilities
 from cinescar.models import CLINICAL, COMBINED, MODEL_LABELS
-from cinescar.preprocessing.splits import load_splits
+from cinescar.cohort.splits import load_splits
 from cinescar.radiomics.model import RadiomicsSettings
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,6 @@ cavity label 3 at ED/ES), LVM (myocardium at ED x 1.05 g/ml) and MWT (see `max_w
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import re
@@ -35,6 +34,7 @@ from cinescar.cohort.contract import (COHORTS, FILE_COLUMNS, MANIFEST, MANIFEST_
                                       read_manifest, read_volume)
 from cinescar.errors import CohortError, ConfigError
 from cinescar.io import atomic_write
+from cinescar.logs import quiet_itk
 
 log = logging.getLogger(__name__)
 
@@ -218,18 +218,6 @@ def body_mass_index(height_cm: float | None, weight_kg: float | None) -> float:
 
 
 # ---------------------------------------------------------------------------------------- per patient
-@contextlib.contextmanager
-def quiet_itk() -> Iterator[None]:
-    """Silence ITK's global warning display while reading (real ACDC headers warn "unexpected scales in
-    sform" although they read correctly); the previous setting is restored afterwards."""
-    previous = sitk.ProcessObject_GetGlobalWarningDisplay()
-    sitk.ProcessObject_SetGlobalWarningDisplay(False)
-    try:
-        yield
-    finally:
-        sitk.ProcessObject_SetGlobalWarningDisplay(previous)
-
-
 def frame_file(folder: Path, patient_id: str, frame: int, gt: bool) -> Path:
     """`patientNNN_frameXX[_gt].nii.gz` (or `.nii`); a missing file is a CohortError naming it."""
     stem = f"{patient_id}_frame{frame:02d}{'_gt' if gt else ''}"

@@ -153,7 +153,7 @@ def whitespace_warnings(df: pd.DataFrame, manifest: Path) -> list[str]:
 def _check_splittable(df: pd.DataFrame, cfg: dict, manifest: Path) -> list[CohortError]:
     """Try the configured split on the manifest's labels: per-class counts against `splits.folds` and
     `splits.test_fraction`, with the split function itself so the two cannot disagree."""
-    from cinescar.preprocessing.splits import make_splits
+    from cinescar.cohort.splits import make_splits
 
     sp = cfg["splits"]
     folds, fraction = int(sp.get("folds", 5)), float(sp.get("test_fraction", 0.21))

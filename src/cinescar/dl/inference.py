@@ -67,6 +67,13 @@ def load_model(ckpt_path: str | Path, hparams_path: str | Path | None = None) ->
     for p in (ckpt_path, hparams_path):
         if not p.exists():
             raise CinescarError(f"DL model file not found: {p}")
-    net = build_network(json.loads(hparams_path.read_text())["network"])
-    net.load_state_dict(torch.load(ckpt_path, map_location="cpu", weights_only=True))
+    return load_network(json.loads(hparams_path.read_text())["network"],
+                        torch.load(ckpt_path, map_location="cpu", weights_only=True))
+
+
+def load_network(network: dict, state: dict) -> ScarNet:
+    """The CNN that `network` (hyper-parameters) describes with `state` (a plain state_dict) loaded strictly; eval
+    mode. The one place a CNN is put together, for the DL stage's files and the bundle's verified bytes alike."""
+    net = build_network(network)
+    net.load_state_dict(state)
     return net.eval()

@@ -41,12 +41,11 @@ from cinescar.dl.inference import resolve_device, three_channels
 from cinescar.dl.module import ScarModule, balanced_pos_weight
 from cinescar.dl.network import ScarNet, count_parameters
 from cinescar.errors import CinescarError
-from cinescar.predictions import PREDICTION_COLUMNS
+from cinescar.predictions import PREDICTION_COLUMNS, ROLE_TO_SPLIT, prediction_rows
 
 log = logging.getLogger(__name__)
 
 NETWORK_KEYS = ("base_width", "kernel_size", "dropout", "dense_activation")
-PREDICTION_SPLITS = ("val_all", "test", "external")
 SEED_STRIDE = 1000
 """Seed k of fold f trains with seed + f + 1000 k (seed 0 is the single-seed run's seed)."""
 
@@ -331,7 +330,7 @@ def train_fold(
     """
     from cinescar import tracking
     from cinescar.dl.gradcam import gradcam_maps, render_overlay
-    from cinescar.preprocessing.splits import fold_images
+    from cinescar.cohort.splits import fold_images
     from cinescar.preprocessing.store import load_arrays
 
     dl_cfg = schema_section(cfg, "dl")  # top-level dl keys (seeds, inference_batch_size) the config leaves out
@@ -385,17 +384,9 @@ def train_fold(
         features_table(index["image_id"], first_feats).to_parquet(out_dir / "features.parquet", index=False)
         prob_of = pd.Series(probs, index=index["image_id"].to_numpy())
         parts = []
-        for split in PREDICTION_SPLITS:
-            sub = roles[split]
-            parts.append(pd.DataFrame({
-                "image_id": sub["image_id"].to_numpy(),
-                "patient_id": sub["patient_id"].astype(str).to_numpy(),
-                "fold": int(fold),
-                "split": "val" if split == "val_all" else split,
-                "dev_selected": sub["dev_selected"].astype(bool).to_numpy(),
-                "lge": sub["lge"].astype(int).to_numpy(),
-                "prob": prob_of.loc[sub["image_id"]].to_numpy(dtype=float),
-            }))
+        for role, split in ROLE_TO_SPLIT.items():
+            sub = roles[role]
+            parts.append(prediction_rows(sub, fold, split, prob_of.loc[sub["image_id"]].to_numpy(dtype=float)))
         preds = pd.concat(parts, ignore_index=True)[PREDICTION_COLUMNS]
         preds.to_parquet(out_dir / "predictions.parquet", index=False)
         curve = selection_curve(results, seeds, metric)
@@ -477,7 +468,7 @@ def train_fold_from_files(
     run_cfg: dict | None = None,
 ) -> dict:
     """`train_fold` from the workflow's files (index, splits, store, best_params.json)."""
-    from cinescar.preprocessing.splits import load_splits
+    from cinescar.cohort.splits import load_splits
     from cinescar.preprocessing.store import load_index
 
     if threads:

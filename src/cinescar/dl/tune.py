@@ -170,7 +170,7 @@ def _trial_record(trial: optuna.trial.FrozenTrial) -> dict:
 
 def tuning_images(index: pd.DataFrame, splits: dict, fold: int) -> dict[str, pd.DataFrame]:
     """The only images tuning may see: the tuning fold's development `train` and `val` images."""
-    from cinescar.preprocessing.splits import fold_images
+    from cinescar.cohort.splits import fold_images
 
     roles = fold_images(index, splits, fold)
     return {"train": roles["train"], "val": roles["val"]}
@@ -198,7 +198,7 @@ def tune_from_files(
 
     from cinescar import tracking
     from cinescar.dl.train import role_arrays
-    from cinescar.preprocessing.splits import load_splits
+    from cinescar.cohort.splits import load_splits
     from cinescar.preprocessing.store import load_index
 
     if threads:

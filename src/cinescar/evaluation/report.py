@@ -21,6 +21,7 @@ from cinescar.evaluation.html_parts import _file_b64, _fmt_num, _fmt_p, _img, _r
 from cinescar.evaluation.report_evidence import evidence_html, headline_html
 from cinescar.evaluation.tables import format_interval
 from cinescar.evaluation.plots import LABELS, fold_auc_figure, roc_figure, to_base64_png
+from cinescar.predictions import HELD_OUT
 
 log = logging.getLogger(__name__)
 METRIC_NAMES = {"cutoff": "Cut-off", "sensitivity": "Sensitivity", "specificity": "Specificity",
@@ -181,7 +182,7 @@ def build_report(
 
     # --- ROC curves
     parts.append("<h2>ROC curves</h2><div>")
-    for cohort in ("test", "external"):
+    for cohort in HELD_OUT:
         if not roc.empty and (roc["cohort"] == cohort).any():
             fig = roc_figure(roc, metrics, final, cohort, level)
             parts.append(f"<figure>{_img(to_base64_png(fig), f'ROC {cohort}')}</figure>")

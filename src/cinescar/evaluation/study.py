@@ -66,9 +66,9 @@ from cinescar.evaluation.tables import (
     study_cohort_tables,
 )
 from cinescar.models import CLINICAL, COMBINED, IMAGE_MODELS, MODEL_LABELS, MODELS
+from cinescar.predictions import HELD_OUT, SPLIT_TO_ROLE
 
 log = logging.getLogger(__name__)
-ROLE_OF_SPLIT = {"val": "val_all", "test": "test", "external": "external"}
 DELONG_COLUMNS = ["scope", "cohort", "model_a", "fold_a", "model_b", "fold_b", "n_patients",
                   "auc_a", "auc_b", "diff", "se", "z", "p"]  # fmt: skip
 INCREMENTAL_COLUMNS = ["model", "reference", "cohort", "scope", "n_patients", "n_pos", "auc", "auc_reference",
@@ -88,7 +88,7 @@ def check_coverage(pred: pd.DataFrame, index: pd.DataFrame, splits: dict, model:
     predictions file. Single images may legitimately be absent (radiomics `failure_policy: exclude` leaves
     out images whose extraction failed); they are counted, logged, and reported in summary.json.
     """
-    from cinescar.preprocessing.splits import fold_images
+    from cinescar.cohort.splits import fold_images
 
     folds = [int(f["fold"]) for f in splits["folds"]]
     got_folds = sorted(int(f) for f in pred["fold"].unique())
@@ -98,7 +98,7 @@ def check_coverage(pred: pd.DataFrame, index: pd.DataFrame, splits: dict, model:
     for fold in folds:
         roles = fold_images(index, splits, fold)
         pf = pred[pred["fold"] == fold]
-        for split, role in ROLE_OF_SPLIT.items():
+        for split, role in SPLIT_TO_ROLE.items():
             want = roles[role].assign(image_id=roles[role]["image_id"].astype(str))
             have = pf[pf["split"] == split]
             extra = sorted(set(have["image_id"]) - set(want["image_id"]))
@@ -304,7 +304,7 @@ def build_study(predictions: dict[str, str | Path], index: pd.DataFrame, splits:
     metrics = pd.concat(frames, ignore_index=True)
     metrics = metrics[["model", *[c for c in metrics.columns if c != "model"]]]
     for model, info in final.items():
-        for cohort in ("test", "external"):
+        for cohort in HELD_OUT:
             row = metrics[(metrics["model"] == model) & (metrics["fold"] == info["fold"])
                           & (metrics["cohort"] == cohort) & (metrics["operating_point"] == info["operating_point"])]  # fmt: skip
             info[f"{cohort}_auc"] = float(row["auc"].iloc[0]) if len(row) else None
@@ -330,7 +330,7 @@ def delong_table(patients: dict[str, pd.DataFrame], final_models: dict[str, dict
     scopes = [(f"fold {f}", {m: int(f) for m in models}) for f in folds]
     scopes.append(("final", {m: int(final_models[m]["fold"]) for m in models}))
     for scope, picks in scopes:
-        for cohort in ("test", "external"):
+        for cohort in HELD_OUT:
             if not all(((p["split"] == cohort) & (p["fold"] == picks[m])).any() for m, p in patients.items()):
                 continue
             y, scores = _aligned(patients, picks, cohort)
@@ -364,7 +364,7 @@ def incremental_table(patients: dict[str, pd.DataFrame], final_models: dict[str,
     z = stats.norm.ppf(0.5 + level / 2.0)
     rows = []
     scopes: list[tuple[str, str, tuple[np.ndarray, dict]]] = []
-    for cohort in ("test", "external"):
+    for cohort in HELD_OUT:
         picks = {m: int(final_models[m]["fold"]) for m in patients}
         if all(((p["split"] == cohort) & (p["fold"] == picks[m])).any() for m, p in patients.items()):
             scopes.append((cohort, "final", _aligned(patients, picks, cohort)))
@@ -413,7 +413,7 @@ def roc_table(patients: dict[str, pd.DataFrame], final_models: dict[str, dict], 
     frames = []
     for model, p in patients.items():
         fold = int(final_models[model]["fold"])
-        for cohort in ("test", "external"):
+        for cohort in HELD_OUT:
             pc = p[(p["fold"] == fold) & (p["split"] == cohort)]
             if pc.empty or pc["lge"].nunique() < 2:
                 continue
@@ -460,7 +460,7 @@ def evaluate_study(
     `table_s1.csv` and summary.json, so every number of the report sits under `out_dir`.
     """
     from cinescar.cohort.contract import read_manifest
-    from cinescar.preprocessing.splits import load_splits
+    from cinescar.cohort.splits import load_splits
 
     ev = cfg.get("evaluation", {})
     level = float(ev.get("ci_level", 0.95))
@@ -509,7 +509,7 @@ def evaluate_study(
     _csv("table3", reproducibility_table(per_fold, "test"))
     _csv("table4", final_model_table(metrics, final, "external"))
     _csv("table4_folds", reproducibility_table(per_fold, "external"))
-    final_metrics = pd.concat([final_model_table(metrics, final, c).assign(cohort=c) for c in ("test", "external")],
+    final_metrics = pd.concat([final_model_table(metrics, final, c).assign(cohort=c) for c in HELD_OUT],
                               ignore_index=True)
     if not final_metrics.empty:
         final_metrics = final_metrics.assign(rule=final_metrics["model"].map(lambda m: final[m]["rule"]),
@@ -580,7 +580,7 @@ def log_to_mlflow(cfg: dict, metrics: pd.DataFrame, final: dict, files: dict[str
     for model, info in final.items():
         flat[f"final.{model}.fold"] = info["fold"]
         flat[f"final.{model}.cutoff"] = info["cutoff"]
-        for cohort in ("test", "external"):
+        for cohort in HELD_OUT:
             if info.get(f"{cohort}_auc") is not None:
                 flat[f"final.{model}.{cohort}_auc"] = info[f"{cohort}_auc"]
     if "summary" in files and Path(files["summary"]).exists():  # the one pre-specified comparison

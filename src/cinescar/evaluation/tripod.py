@@ -22,6 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from cinescar.models import IMAGE_MODELS
+from cinescar.predictions import HELD_OUT
 
 SAMPLE_SIZE_COLUMNS = ["role", "cohort", "n_patients", "n_pos", "n_neg", "sensitivity_halfwidth",
                        "specificity_halfwidth", "auc_halfwidth"]  # fmt: skip
@@ -95,7 +96,7 @@ def images_vs_score(patients: dict[str, pd.DataFrame], final: dict[str, dict]) -
             continue
         fold = int(final[model]["fold"])
         sets = {"val": p[(p["split"] == "val") & (p["fold"] >= 0)]}
-        sets.update({c: p[(p["split"] == c) & (p["fold"] == fold)] for c in ("test", "external")})
+        sets.update({c: p[(p["split"] == c) & (p["fold"] == fold)] for c in HELD_OUT})
         for cohort, g in sets.items():
             neg = g[g["lge"] == 0]
             n_img = pd.to_numeric(neg["n_images"], errors="coerce").to_numpy(dtype=float)
@@ -131,7 +132,7 @@ def instability(patients: dict[str, pd.DataFrame], final: dict[str, dict]) -> tu
             continue
         p = patients[model]
         cut = float(info["cutoff"])
-        for cohort in ("test", "external"):
+        for cohort in HELD_OUT:
             fin = p[(p["fold"] == int(info["fold"])) & (p["split"] == cohort)][["patient_id", "lge", "prob"]]
             folds = p[(p["fold"] >= 0) & (p["split"] == cohort)][["patient_id", "fold", "prob"]]
             if fin.empty or folds.empty:

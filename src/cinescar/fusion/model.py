@@ -38,9 +38,9 @@ from sklearn.svm import SVC
 from threadpoolctl import threadpool_limits
 
 from cinescar.errors import CinescarError, CohortError
-from cinescar.preprocessing.splits import fold_images
+from cinescar.cohort.splits import fold_images
 from cinescar.radiomics.model import RadiomicsSettings, fit_lasso, validation_auc
-from cinescar.predictions import PREDICTION_COLUMNS
+from cinescar.predictions import PREDICTION_COLUMNS, ROLE_TO_SPLIT, prediction_rows
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,6 @@ CLASSIFIER_LABELS = {
     "hist_gradient_boosting": "Gradient-boosted trees (HistGradientBoosting)",
     "svm": "SVM (RBF, Platt probabilities)",
 }
-ROLE_TO_SPLIT = {"val_all": "val", "test": "test", "external": "external"}
 DL_COLUMN = re.compile(r"^dl_\d{3}$")
 _FIXED_THREADS = {"hist_gradient_boosting": 1}
 """Classifiers that run on one OpenMP thread whatever `fusion.threads` says. scikit-learn's gradient boosting
@@ -289,11 +288,7 @@ def fit_fold(features: pd.DataFrame, index: pd.DataFrame, splits: dict, fold: in
             for role, split in ROLE_TO_SPLIT.items():
                 table, _ = other[role]
                 prob = model.predict_scaled(*prepared[role]) if len(table) else np.array([])
-                predictions.append(pd.DataFrame({
-                    "k": int(k), "classifier": name, "image_id": table["image_id"].to_numpy(),
-                    "patient_id": table["patient_id"].astype(str).to_numpy(), "fold": int(fold), "split": split,
-                    "dev_selected": table["dev_selected"].astype(bool).to_numpy(),
-                    "lge": table["lge"].astype(int).to_numpy(), "prob": prob}))
+                predictions.append(prediction_rows(table, fold, split, prob, k=int(k), classifier=name))
     preds = pd.concat(predictions, ignore_index=True)
     n_dropped = int(preds["prob"].isna().sum())
     if n_dropped:

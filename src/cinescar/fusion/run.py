@@ -30,7 +30,7 @@ from cinescar.fusion.model import (
     score_table,
 )
 from cinescar.predictions import PREDICTION_COLUMNS
-from cinescar.preprocessing.splits import load_splits
+from cinescar.cohort.splits import load_splits
 
 log = logging.getLogger(__name__)
 TAGS = {"stage": "fusion", "model": "fusion"}

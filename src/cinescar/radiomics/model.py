@@ -28,13 +28,12 @@ from sklearn.model_selection import GroupKFold
 from sklearn.preprocessing import MinMaxScaler
 
 from cinescar.errors import CinescarError
-from cinescar.preprocessing.splits import fold_images
-from cinescar.predictions import PREDICTION_COLUMNS
+from cinescar.cohort.splits import fold_images
+from cinescar.predictions import PREDICTION_COLUMNS, ROLE_TO_SPLIT, prediction_rows
 
 log = logging.getLogger(__name__)
 
 FAILURE_POLICIES = ("impute", "exclude")
-ROLE_TO_SPLIT = {"val_all": "val", "test": "test", "external": "external"}
 
 
 @dataclass(frozen=True)
@@ -283,10 +282,7 @@ def fit_fold(
         for role, split in ROLE_TO_SPLIT.items():
             table = roles[role]
             prob = predict_images(model, _features_of(feats, table, role)) if len(table) else np.array([])
-            predictions.append(pd.DataFrame({
-                "k": k, "image_id": table["image_id"].to_numpy(), "patient_id": table["patient_id"].astype(str),
-                "fold": int(fold), "split": split, "dev_selected": table["dev_selected"].astype(bool).to_numpy(),
-                "lge": table["lge"].astype(int).to_numpy(), "prob": prob}))
+            predictions.append(prediction_rows(table, fold, split, prob, k=k))
         for rank, (name, coef) in enumerate(model.coefficients.items(), start=1):
             selected_rows.append({"fold": int(fold), "k": k, "rank": rank, "feature": name,
                                   "coefficient": float(coef),

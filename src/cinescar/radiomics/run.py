@@ -18,7 +18,7 @@ import pandas as pd
 from cinescar import tracking
 from cinescar.errors import CinescarError
 from cinescar.predictions import PREDICTION_COLUMNS
-from cinescar.preprocessing.splits import load_splits
+from cinescar.cohort.splits import load_splits
 from cinescar.radiomics.model import (
     FoldResult,
     RadiomicsModel,

@@ -51,7 +51,8 @@ from cinescar import __version__
 from cinescar.versions import package_versions
 from cinescar.errors import CinescarError
 from cinescar.models import IMAGE_MODELS, MODEL_LABELS
-from cinescar.screening.members import dump_sklearn, load_json, load_sklearn, load_weights, load_yaml, member_error
+from cinescar.screening.ood import training_ranges
+from cinescar.screening.members import dump_sklearn, load_cnn_member, load_json, load_sklearn, load_yaml, member_error
 
 log = logging.getLogger(__name__)
 
@@ -157,44 +158,6 @@ def operating_points(final_models: str | Path, metrics: str | Path) -> dict[str,
             "optimistic": bool(info.get("optimistic", False)),
         }
     return out
-
-
-def training_ranges(index_path: str | Path, splits_path: str | Path, folds: list[int]) -> dict[str, Any]:
-    """Acquisition ranges of the images that trained the final models (union of the chosen folds' train).
-
-    Pixel spacing, matrix size and raw intensity percentiles are the preprocessing index's fingerprint
-    columns (measured once while preprocessing): no raw image is opened again here.
-    """
-    import pandas as pd
-
-    from cinescar.preprocessing.fingerprint import FINGERPRINT_COLUMNS
-    from cinescar.preprocessing.splits import load_splits
-
-    splits = load_splits(splits_path)
-    train: set[str] = set()
-    for f in splits["folds"]:
-        if int(f["fold"]) in folds:
-            train |= {str(p) for p in f["train"]}
-    index = pd.read_parquet(index_path)
-    missing = [c for c in FINGERPRINT_COLUMNS if c not in index.columns]
-    if missing:
-        raise CinescarError(f"{index_path} lacks the fingerprint column(s) {missing}: it was written by an older "
-                            "cinescar; rerun preprocessing (snakemake --forcerun preprocess_center)")
-    rows = index[index["patient_id"].astype(str).isin(train)]
-    if rows.empty:
-        raise CinescarError(f"no image of the training patients of folds {folds} in {index_path}")
-    spacing = pd.concat([rows["spacing_x"], rows["spacing_y"]]).astype(float)
-    stacks = rows.drop_duplicates(["patient_id", "phase"])  # the percentiles are per phase stack
-    return {
-        "source": f"training patients of folds {sorted(folds)}",
-        "n_patients": len(train),
-        "n_images": int(len(rows)),
-        "spacing_mm": [float(spacing.min()), float(spacing.max())],
-        "rows": [int(rows["orig_rows"].min()), int(rows["orig_rows"].max())],
-        "cols": [int(rows["orig_cols"].min()), int(rows["orig_cols"].max())],
-        "intensity_p01": [float(np.nanmin(stacks["intensity_p01"])), float(np.nanmax(stacks["intensity_p01"]))],
-        "intensity_p99": [float(np.nanmin(stacks["intensity_p99"])), float(np.nanmax(stacks["intensity_p99"]))],
-    }
 
 
 def external_cohorts(manifest: str | Path) -> list[dict[str, Any]]:
@@ -514,10 +477,10 @@ def _load_cnn(root: Path, weights: str, hparams: str, data: dict[str, bytes]) ->
     if not isinstance(hp, dict) or not isinstance(hp.get("network"), dict):
         raise member_error(root, hparams, "has no 'network' hyper-parameters mapping")
     try:
-        net = build_network(hp["network"])
+        build_network(hp["network"])  # a hyper-parameters member that builds no network is named as such
     except (TypeError, ValueError, KeyError, RuntimeError) as exc:
         raise member_error(root, hparams, f"describes no buildable network ({type(exc).__name__}: {exc})") from None
-    return load_weights(net, root, weights, data[weights])
+    return load_cnn_member(hp["network"], root, weights, data[weights])
 
 
 def load_bundle(path: str | Path, expected_digest: str | None = None) -> Bundle:

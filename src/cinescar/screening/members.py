@@ -8,7 +8,7 @@ traceback or "internal error". New members (e.g. a segmentation network's state_
 JSON) reuse these functions instead of calling torch/json/skops directly.
 
 - JSON (`load_json`), YAML (`load_yaml`): parsed as data (`yaml.safe_load`).
-- Network weights (`load_state_dict`, `load_weights`): `torch.load(weights_only=True)`, which refuses any
+- Network weights (`load_state_dict`, `load_cnn_member`): `torch.load(weights_only=True)`, which refuses any
   pickled object other than tensors and plain containers.
 - scikit-learn models (`dump_sklearn`, `load_sklearn`): `skops.io`, loaded with `trusted=TRUSTED_TYPES`, the
   explicit list of the non-default types the bundle's models contain. skops refuses a file holding any
@@ -103,14 +103,15 @@ def load_state_dict(root: str | Path, member: str, data: bytes | None = None) ->
     return state
 
 
-def load_weights(net: Any, root: str | Path, member: str, data: bytes | None = None) -> Any:
-    """`net` (a torch module) with the member's state_dict loaded strictly; returned in eval mode."""
+def load_cnn_member(network: dict, root: str | Path, member: str, data: bytes | None = None) -> Any:
+    """The DL stage's CNN (`cinescar.dl.inference.load_network`) with the member's weights (weights_only)."""
+    from cinescar.dl.inference import load_network
+
     state = load_state_dict(root, member, data)
     try:
-        net.load_state_dict(state)
+        return load_network(network, state)
     except (RuntimeError, KeyError, ValueError, TypeError) as exc:  # missing/unexpected keys, shape mismatch
         raise member_error(root, member, f"does not fit its network ({_why(exc)})") from None
-    return net.eval()
 
 
 def dump_sklearn(obj: Any, path: str | Path, member: str) -> None:

@@ -37,6 +37,7 @@ from cinescar.cohort.contract import FILE_COLUMNS, MASK_COLUMNS, PATIENT_ID_PATT
 from cinescar.errors import CinescarError, CohortError
 from cinescar.screening.bundle import MODELS, Bundle, load_bundle
 from cinescar.screening.exam import Exam  # re-exported: screen.Exam is the public name
+from cinescar.screening.ood import distribution_warnings, exam_statistics  # noqa: F401 (re-exported)
 from cinescar.screening_rule import called_positive, patient_probability
 
 log = logging.getLogger(__name__)
@@ -190,54 +191,6 @@ def cnn_predict(net, inputs: np.ndarray, batch_size: int = 64) -> tuple[np.ndarr
     return predict(net, inputs, batch_size, "cpu")
 
 
-# ---------------------------------------------------------------------------------- out of distribution
-
-
-def distribution_warnings(exam_stats: dict[str, dict[str, float]], ranges: dict[str, Any],
-                          tolerance: float) -> list[str]:  # fmt: skip
-    """One warning per statistic of a phase that lies outside the training range widened by `tolerance`.
-
-    The margin is `tolerance` times the largest magnitude of the range's ends, so a training set with one
-    pixel spacing (1.25 mm) still accepts 1.2-1.3 mm at 10 % but not 2 mm. For the two intensity percentiles
-    the magnitude is that of the training intensities as a whole (the largest 99th percentile): a 1st
-    percentile near zero (background) would otherwise get a margin of a few grey levels.
-    """
-    intensity_scale = max((abs(float(v)) for k in ("intensity_p01", "intensity_p99") for v in ranges.get(k, [])),
-                          default=0.0)
-    labels = {"spacing_mm": ("pixel spacing", "mm"), "rows": ("matrix rows", ""), "cols": ("matrix columns", ""),
-              "intensity_p01": ("raw intensity (1st percentile)", ""),
-              "intensity_p99": ("raw intensity (99th percentile)", "")}  # fmt: skip
-    out = []
-    for phase, stats in exam_stats.items():
-        for key, value in stats.items():
-            if key not in ranges or value is None or not np.isfinite(value):
-                continue
-            lo, hi = (float(v) for v in ranges[key])
-            scale = intensity_scale if key.startswith("intensity") else max(abs(lo), abs(hi))
-            margin = tolerance * scale
-            if lo - margin <= value <= hi + margin:
-                continue
-            name, unit = labels[key]
-            out.append(f"out of distribution: {phase} {name} {value:.4g}{unit and ' ' + unit} is outside the "
-                       f"training range {lo:.4g}-{hi:.4g}{unit and ' ' + unit} (tolerance {tolerance:.0%}); the "
-                       "models were not trained on such images and the probabilities below are extrapolations")
-    return out
-
-
-def exam_statistics(rows: pd.DataFrame) -> dict[str, dict[str, float]]:
-    """Per phase: pixel spacing (both axes), matrix size and raw intensity percentiles of the exam.
-
-    Read from the fingerprint columns of the exam's index rows (`preprocess_exam`), one stack per phase.
-    """
-    stats: dict[str, dict[str, float]] = {}
-    for phase, r in rows.drop_duplicates("phase").set_index("phase").iterrows():
-        stats[f"{phase} x"] = {"spacing_mm": float(r["spacing_x"])}
-        stats[f"{phase} y"] = {"spacing_mm": float(r["spacing_y"])}
-        stats[phase] = {"rows": float(r["orig_rows"]), "cols": float(r["orig_cols"]),
-                        "intensity_p01": float(r["intensity_p01"]), "intensity_p99": float(r["intensity_p99"])}
-    return stats
-
-
 # ----------------------------------------------------------------------------------------------- screening
 
 
@@ -260,6 +213,7 @@ def screen_exam(bundle: Bundle, exam: Exam, gradcam_dir: str | Path | None = Non
     receives the per-image radiomics features the models read under "radiomics" (the deployment case compares
     them between manual and predicted masks, `screening/deployment.py`).
     """
+    from cinescar.dl.features import features_table
     from cinescar.fusion.model import fuse_features
     from cinescar.preprocessing.store import preprocess_exam
     from cinescar.radiomics.model import predict_images
@@ -318,7 +272,7 @@ def screen_exam(bundle: Bundle, exam: Exam, gradcam_dir: str | Path | None = Non
         "fusion": {},
     }
     for f, m in bundle.fusion.items():
-        fused = fuse_features(rad_features, _dl_table(image_ids, by_fold[f][1]), "exam radiomics features",
+        fused = fuse_features(rad_features, features_table(image_ids, by_fold[f][1]), "exam radiomics features",
                               "exam DL features").loc[image_ids]  # fmt: skip
         fold_probs["fusion"][f] = m.predict(fused)
     # shown per image: the mean over the fold models; the decision uses the mean of the fold models' maxima
@@ -385,13 +339,6 @@ def screen_exam(bundle: Bundle, exam: Exam, gradcam_dir: str | Path | None = Non
         "warnings": warnings_out,
         "timing_s": {k: round(v, 4) for k, v in timing.items()},
     }
-
-
-def _dl_table(image_ids: list[str], feats: np.ndarray) -> pd.DataFrame:
-    """`image_id` + dl_000...dl_255, the DL stage's features table shape (cinescar.dl.features.features_table)."""
-    table = pd.DataFrame(feats.astype(np.float32), columns=[f"dl_{i:03d}" for i in range(feats.shape[1])])
-    table.insert(0, "image_id", image_ids)
-    return table
 
 
 def _gradcam(bundle: Bundle, inputs: np.ndarray, dl_probs: np.ndarray, image_ids: list[str],

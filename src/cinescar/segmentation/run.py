@@ -20,7 +20,7 @@ from cinescar import tracking
 from cinescar.cohort.contract import PHASES, cohort_role, read_manifest, slugify
 from cinescar.errors import CinescarError
 from cinescar.io import atomic_write
-from cinescar.preprocessing.splits import load_splits
+from cinescar.cohort.splits import load_splits
 from cinescar.segmentation.crossfit import ENSEMBLE, crossfit_assignment, predicting_network
 from cinescar.segmentation.data import manual_mask_path, read_stack_fields
 from cinescar.segmentation.field import field_to_labels
