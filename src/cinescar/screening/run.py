@@ -18,7 +18,7 @@ from cinescar.cohort.contract import FILE_COLUMNS, IMAGE_COLUMNS, MASK_COLUMNS, 
     resolve, slugify
 from cinescar.errors import CinescarError
 from cinescar.io import atomic_write
-from cinescar.preprocessing.splits import load_splits
+from cinescar.cohort.splits import load_splits
 from cinescar.screening.bundle import MODELS, load_bundle
 from cinescar.screening.deployment import PATIENT_COLUMNS, compare_masks, feature_icc, icc_summary
 from cinescar.screening.exam import Exam
