@@ -140,3 +140,20 @@ def test_enhanced_with_nominal_trigger_delay(tmp_path):
     cine = read_cine(exam.folder, "P001")
     np.testing.assert_array_equal(cine.pixels, exam.expected())
     np.testing.assert_allclose(cine.trigger_times_ms, exam.trigger_times)
+
+
+@pytest.mark.parametrize("layout", ["one_series", "enhanced"])
+def test_read_speed_benchmark_with_two_phases(layout, monkeypatch, capsys):
+    """benchmarks/dicom_read_speed.py --phases 2 divided by zero (ES at phases // 3 = 0); now ES is phase 1."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "dicom_read_speed.py"
+    spec = importlib.util.spec_from_file_location("dicom_read_speed", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(F, "SIZE", F.SIZE)  # the benchmark sets the fixtures' matrix: restored afterwards
+    assert bench.main(["--phases", "2", "--slices", "2", "--size", "32", "--repeats", "1", "--layout", layout]) == 0
+    assert "2 phases" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        bench.main(["--phases", "1"])
