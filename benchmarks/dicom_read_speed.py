@@ -25,8 +25,6 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from screen_speed import machine  # noqa: E402  (one description of the machine for every benchmark)
 
 
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slices", type=int, default=10)
@@ -35,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--layout", choices=("one_series", "series_per_slice", "enhanced"), default="one_series")
     args = parser.parse_args(argv)
+    if args.phases < 2 or args.slices < 1:
+        parser.error("a cine needs --phases >= 2 (ED and ES differ) and --slices >= 1")
 
     import dicom_fixtures as F
 
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "P001"
         t0 = time.perf_counter()
-        es = args.phases // 3
+        es = max(1, args.phases // 3)  # ES after ED (phase 0); phases // 3 alone is 0 for 2 phases
         if args.layout == "enhanced":
             exam = F.write_enhanced(folder, args.slices, args.phases, es)
         else:

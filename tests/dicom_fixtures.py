@@ -227,26 +227,102 @@ def toy_segmenter(image):
     return labels
 
 
-def write_cine_from_images(folder: Path, phase_images: list) -> Path:
-    """One classic MR series holding every (slice, phase) of `phase_images` (SimpleITK 3D images of one geometry,
-    non-negative integer pixels, stored as they are: slope 1, intercept 0), so a reader must give them back."""
+LAYOUTS = ("one_series", "series_per_slice", "enhanced")
+
+
+def write_cine_from_images(folder: Path, phase_images: list, layout: str = "one_series") -> Path:
+    """Every (slice, phase) of `phase_images` (SimpleITK 3D images of one geometry, non-negative integer pixels,
+    stored as they are: slope 1, intercept 0) as a DICOM cine, so a reader must give them back. `layout`: one
+    classic series (one file per image), one classic series per slice (a subfolder each, trigger times
+    0.3 ms apart per slice as breath-holds are), or one enhanced multi-frame file (highdicom's legacy
+    conversion)."""
     import SimpleITK as sitk
 
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout {layout!r} is not one of {LAYOUTS}")
     ref = phase_images[0]
     direction = np.array(ref.GetDirection()).reshape(3, 3)
     sx, sy, sz = ref.GetSpacing()
     study_uid, series_uid, for_uid = generate_uid(), generate_uid(), generate_uid()
+    n_slices = ref.GetSize()[2]
+    per_slice = [generate_uid() for _ in range(n_slices)]
     times = trigger_times(len(phase_images))
     folder.mkdir(parents=True, exist_ok=True)
+    datasets = []
     for p, image in enumerate(phase_images):
         arr = sitk.GetArrayFromImage(image)
         if arr.min() < 0 or not np.array_equal(arr, np.round(arr)):
             raise ValueError("pixels must be non-negative integers (stored as uint16 exactly)")
         for s in range(arr.shape[0]):
             ipp = np.array(ref.GetOrigin()) + s * sz * direction[:, 2]
-            ds = mr_dataset(arr[s], study_uid=study_uid, series_uid=series_uid, for_uid=for_uid, series_number=10,
-                            instance_number=p * arr.shape[0] + s + 1, ipp=ipp, trigger_time=times[p],
-                            n_phases=len(phase_images), iop=(direction[:, 0], direction[:, 1]), spacing=(sy, sx))
+            split = layout == "series_per_slice"
+            ds = mr_dataset(arr[s], study_uid=study_uid, series_uid=per_slice[s] if split else series_uid,
+                            for_uid=for_uid, series_number=10 + s if split else 10,
+                            instance_number=p * arr.shape[0] + s + 1, ipp=ipp,
+                            trigger_time=times[p] + (0.3 * s if split else 0.0), n_phases=len(phase_images),
+                            iop=(direction[:, 0], direction[:, 1]), spacing=(sy, sx),
+                            description=f"CINE_segmented_SAX_b{s + 1}" if split else "cine_sax")
             ds.RescaleSlope, ds.RescaleIntercept = 1.0, 0.0
-            ds.save_as(folder / f"IM{p:02d}{s:03d}.dcm", enforce_file_format=True)
+            datasets.append(ds)
+            if layout == "one_series":
+                ds.save_as(folder / f"IM{p:02d}{s:03d}.dcm", enforce_file_format=True)
+            elif split:
+                (folder / f"series{10 + s}").mkdir(exist_ok=True)
+                ds.save_as(folder / f"series{10 + s}" / f"IM{p:02d}.dcm", enforce_file_format=True)
+    if layout == "enhanced":
+        import highdicom as hd
+
+        enhanced = hd.legacy.LegacyConvertedEnhancedMRImage(datasets, series_instance_uid=generate_uid(),
+                                                            series_number=20, sop_instance_uid=generate_uid(),
+                                                            instance_number=1)
+        enhanced.save_as(folder / "enhanced.dcm", enforce_file_format=True)
     return folder
+
+
+def contraction(n_phases: int, es: int) -> list[float]:
+    """Contraction per phase, 0 at phase 0 (ED), 1 at `es` only (linear up, linear back): the smallest cavity."""
+    if not 0 < es < n_phases:
+        raise ValueError(f"ES phase {es} must lie within 1..{n_phases - 1}")
+    return [p / es if p <= es else (n_phases - p) / (n_phases - es) for p in range(n_phases)]
+
+
+def contracted_phase(image, mask, c: float, k: float = 0.7):
+    """The ED `image` (SimpleITK 3D) contracted by `c` in [0, 1]: per slice, a radial warp about the myocardium's
+    centroid shrinks the endocardial radius to (1 - c (1 - k)) of ED and thickens the wall inward; the
+    epicardium and everything outside it stay where they are (moving them pulled the RV blood pool against the
+    LV wall, where a segmenter rightly took it for cavity). The cavity so shrinks strictly with c. Radii are
+    the equivalent circles of the ED mask's cavity and filled epicardium per slice; slices without a closed
+    myocardial ring are kept. Pixels are resampled linearly and rounded (non-negative integers), so they can
+    be stored as they are (`write_cine_from_images`)."""
+    import SimpleITK as sitk
+    from scipy import ndimage
+
+    arr = sitk.GetArrayFromImage(image).astype(np.float64)
+    myo = sitk.GetArrayFromImage(mask) > 0
+    sx, sy = image.GetSpacing()[:2]
+    out = arr.copy()
+    yy, xx = np.mgrid[:arr.shape[1], :arr.shape[2]].astype(np.float64)
+    for s in range(arr.shape[0]):
+        filled = ndimage.binary_fill_holes(myo[s])
+        cavity = filled & ~myo[s]
+        if not cavity.any():
+            continue
+        cy, cx = ndimage.center_of_mass(myo[s])
+        dx, dy = (xx - cx) * sx, (yy - cy) * sy
+        r = np.hypot(dx, dy)
+        endo = np.sqrt(cavity.sum() * sx * sy / np.pi)
+        epi = np.sqrt(filled.sum() * sx * sy / np.pi)
+        endo_c = endo * (1.0 - c * (1.0 - k))
+        r_src = np.interp(r, [0.0, endo_c, epi, epi + 1e6], [0.0, endo, epi, epi + 1e6])
+        scale = np.divide(r_src, r, out=np.ones_like(r), where=r > 0)
+        coords = np.stack([cy + dy * scale / sy, cx + dx * scale / sx])
+        out[s] = ndimage.map_coordinates(arr[s], coords, order=1, mode="nearest")
+    img = sitk.GetImageFromArray(np.clip(np.round(out), 0, None).astype(np.uint16))
+    img.CopyInformation(image)
+    return img
+
+
+def contracting_cine(ed_image, ed_mask, n_phases: int, es: int, k: float = 0.7) -> list:
+    """`n_phases` phase images from one ED image and mask, contracting linearly to `es` and back
+    (`contraction`, `contracted_phase`): a cine whose smallest LV cavity is at `es` by construction."""
+    return [contracted_phase(ed_image, ed_mask, c, k) for c in contraction(n_phases, es)]

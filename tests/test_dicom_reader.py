@@ -140,3 +140,47 @@ def test_enhanced_with_nominal_trigger_delay(tmp_path):
     cine = read_cine(exam.folder, "P001")
     np.testing.assert_array_equal(cine.pixels, exam.expected())
     np.testing.assert_allclose(cine.trigger_times_ms, exam.trigger_times)
+
+
+@pytest.mark.parametrize("layout", ["one_series", "enhanced"])
+def test_read_speed_benchmark_with_two_phases(layout, monkeypatch, capsys):
+    """benchmarks/dicom_read_speed.py --phases 2 divided by zero (ES at phases // 3 = 0); now ES is phase 1."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "dicom_read_speed.py"
+    spec = importlib.util.spec_from_file_location("dicom_read_speed", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(F, "SIZE", F.SIZE)  # the benchmark sets the fixtures' matrix: restored afterwards
+    assert bench.main(["--phases", "2", "--slices", "2", "--size", "32", "--repeats", "1", "--layout", layout]) == 0
+    assert "2 phases" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        bench.main(["--phases", "1"])
+
+
+@pytest.mark.parametrize("layout", F.LAYOUTS)
+def test_a_contracting_cine_has_its_smallest_cavity_at_es_in_every_layout(layout, tmp_path):
+    """The cine `benchmarks/dicom_es_picking.py` builds from an ED stack (`contracting_cine`): the cavity
+    shrinks strictly to ES and grows back, the epicardium stays, and each layout reads back pixel for pixel."""
+    ed = np.stack([F.frame_pixels(0, s) for s in range(4)])
+    image = sitk.GetImageFromArray(ed)
+    image.SetSpacing((1.25, 1.5, 8.0))
+    mask = sitk.GetImageFromArray((ed == F.MYO).astype(np.uint8))
+    mask.CopyInformation(image)
+    phases = F.contracting_cine(image, mask, n_phases=8, es=3)
+    arrays = np.stack([sitk.GetArrayFromImage(p) for p in phases]).astype(np.float32)
+    cavity = (arrays > (F.CAVITY + F.MYO) / 2).sum(axis=(1, 2, 3))
+    assert (np.diff(cavity[:4]) < 0).all()
+    assert (np.diff(cavity[3:]) > 0).all() and int(np.argmin(cavity)) == 3
+    assert ((arrays > F.BACKGROUND / 2).sum(axis=(1, 2, 3)) == (ed > F.BACKGROUND / 2).sum()).all()  # epicardium
+    np.testing.assert_array_equal(arrays[0], ed)
+    folder = F.write_cine_from_images(tmp_path / "P1", phases, layout)
+    exam = read_exam(folder, "P1", lv_volume_ml=_bright_volume)
+    np.testing.assert_array_equal(exam.cine.pixels, arrays)
+    assert (exam.selection.ed, exam.selection.es) == (0, 3)
+
+
+def _bright_volume(image) -> float:
+    """The toy curve of a contracting cine: pixels brighter than halfway between myocardium and cavity."""
+    return float((sitk.GetArrayFromImage(image) > (F.CAVITY + F.MYO) / 2).sum())

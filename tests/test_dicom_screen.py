@@ -183,3 +183,40 @@ def test_import_dicom_with_a_bundle_picks_es_and_writes_masks(bundle, seg_bundle
     expected, _ = bundle.segmenter.segment_image(read_cine(cine_dir, "P").phase_image(info["es"]))
     np.testing.assert_array_equal(written, sitk.GetArrayFromImage(expected))
     assert written.any()
+
+
+def test_the_readmes_dicom_commands_run(seg_bundle_dir, cine_dir, tmp_path):
+    """README "A DICOM exam in, a DICOM SEG out": its three command lines, run as written (a console script
+    and `python -c` each, in a folder holding results/bundle, EXAMS/P017 and labels.csv)."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    text = (repo / "README.md").read_text(encoding="utf-8")
+    section = text.split("### A DICOM exam in, a DICOM SEG out", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    lines = [ln for ln in block.splitlines() if ln.strip() and not ln.startswith("#")]
+    assert len(lines) == 3 and "--dicom-out" in lines[0] and "segread" in lines[1] and "import-dicom" in lines[2]
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "bundle").symlink_to(seg_bundle_dir)
+    shutil.copytree(cine_dir, tmp_path / "EXAMS" / "P017")
+    (tmp_path / "labels.csv").write_text("patient_id,lge\nP017,1\n")
+    (tmp_path / ".venv").symlink_to(Path(sys.executable).parents[1])
+    env = {**os.environ, "PYTHONPATH": str(repo / "src")}  # this checkout's library, whatever .venv installed
+    outputs = []
+    for line in lines:
+        proc = subprocess.run(["bash", "-c", line], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=600)
+        assert proc.returncode == 0, f"{line}\n{proc.stderr[-3000:]}"
+        outputs.append(proc.stdout)
+    assert sorted(p.name for p in (tmp_path / "P017_dicom").iterdir()) == [
+        "P017_ED_seg.dcm", "P017_ES_seg.dcm", "P017_result_sc.dcm"]
+    n_slices = sitk.ReadImage(str(next(cine_dir.iterdir()))).GetSize()  # one file: (cols, rows, 1)
+    assert outputs[1].strip().startswith("['Myocardium', 'LV cavity'] (")
+    assert outputs[1].strip().endswith(f"{n_slices[1]}, {n_slices[0]}, 2)")
+    cohort = tmp_path / "my_dicom_cohort"
+    manifest = pd.read_csv(cohort / "manifest.csv")
+    assert manifest["patient_id"].tolist() == ["P017"] and manifest["lge"].tolist() == [1]
+    assert (cohort / manifest["es_mask"][0]).is_file() and (cohort / "phase_selection.csv").is_file()

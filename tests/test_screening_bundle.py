@@ -507,6 +507,24 @@ def test_restricted_extraction_equals_the_full_one(study, bundle):
         assert all(sub[n] == ref[n] for n in needed)
 
 
+def test_restricted_extraction_groups_image_types_by_feature_class():
+    """Features of several image types and classes (the shipped parameter file): one extractor per group of
+    image types needing the same classes, values equal to the full extraction's."""
+    from cinescar.radiomics.extract import _probe_image, extract_image, make_extractor
+    from cinescar.radiomics.restricted import GroupedExtractor, restricted_extractor
+
+    params = Path(__file__).resolve().parents[1] / "config" / "radiomics.yaml"
+    needed = ["exponential_firstorder_RobustMeanAbsoluteDeviation", "logarithm_ngtdm_Strength",
+              "logarithm_firstorder_Variance", "gradient_glcm_Idm", "wavelet-LH_firstorder_Median",
+              "original_shape2D_Elongation", "original_firstorder_10Percentile"]
+    sub = restricted_extractor(params, needed)
+    assert isinstance(sub, GroupedExtractor) and len(sub.parts) == 4  # firstorder(+shape) | fo+ngtdm | glcm
+    image, mask = _probe_image()
+    got, ref = extract_image(sub, image, mask), extract_image(make_extractor(params), image, mask)
+    assert all(got[n] == ref[n] for n in needed)
+    assert not any("_glcm_" in n and not n.startswith("gradient") for n in got)
+
+
 # ----------------------------------------------------------------------------------------- MLflow, CLI
 
 

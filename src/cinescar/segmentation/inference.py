@@ -15,7 +15,7 @@ from scipy import ndimage
 
 from cinescar.segmentation.field import FieldGeometry, field_to_labels, stack_to_field
 from cinescar.segmentation.labels import BACKGROUND, LV_CAVITY, MYOCARDIUM
-from cinescar.segmentation.measures import volumes
+from cinescar.segmentation.measures import lv_volume_ml
 from cinescar.segmentation.network import build_network, field_multiple
 
 
@@ -112,7 +112,7 @@ class Segmenter:
 
         arr, spacing = as_stack(image)
         seg = self.segment_stack(arr.astype(np.float32), spacing)
-        return volumes(seg.labels, seg.slice_mm, self.settings.spacing_mm)["lv_volume_ml"]
+        return lv_volume_ml(seg.labels, seg.slice_mm, self.settings.spacing_mm)
 
 
 def cavity_pixels(labels: np.ndarray) -> int:

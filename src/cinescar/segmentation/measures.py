@@ -36,6 +36,12 @@ def overlap(pred: np.ndarray, ref: np.ndarray, slice_mm: float, pixel_mm: float 
     return out
 
 
+def lv_volume_ml(labels: np.ndarray, slice_mm: float, pixel_mm: float = 1.0) -> float:
+    """LV cavity volume (ml) of a stack alone: what the end-systole curve needs once per phase, without the
+    wall thickness's distance transforms (a quarter of the curve's time)."""
+    return float((labels == LV_CAVITY).sum()) * (pixel_mm * pixel_mm * float(slice_mm) / 1000.0)
+
+
 def volumes(labels: np.ndarray, slice_mm: float, pixel_mm: float = 1.0) -> dict[str, float]:
     """LV cavity volume (ml), myocardial volume (ml), LV mass (g) and maximal wall thickness (mm) of a stack."""
     voxel_ml = pixel_mm * pixel_mm * float(slice_mm) / 1000.0
@@ -45,7 +51,7 @@ def volumes(labels: np.ndarray, slice_mm: float, pixel_mm: float = 1.0) -> dict[
         if s.any():
             mwt = max(mwt, 2.0 * float(ndimage.distance_transform_edt(s).max()) * pixel_mm)
     myo_ml = float(myo.sum()) * voxel_ml
-    return {"lv_volume_ml": float((labels == LV_CAVITY).sum()) * voxel_ml, "myocardium_ml": myo_ml,
+    return {"lv_volume_ml": lv_volume_ml(labels, slice_mm, pixel_mm), "myocardium_ml": myo_ml,
             "lv_mass_g": myo_ml * MYOCARDIAL_DENSITY_G_PER_ML, "mwt_mm": mwt}
 
 
