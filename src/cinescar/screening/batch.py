@@ -234,7 +234,8 @@ def screen_batch(bundle: str | Path, folder: str | Path | None = None, *, manife
     loaded = load_bundle(bundle, expected_digest=bundle_sha256)  # a bad bundle stops the batch: nothing to screen
     loaded.extractor()  # built once, before the workers fork
     exams = [e for e in entries if e.skip is None and e.error is None]
-    n_workers = max(1, min(int(workers or len(os.sched_getaffinity(0))), len(exams) or 1))
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    n_workers = max(1, min(int(workers or usable), len(exams) or 1))
     position = {id(e): i for i, e in enumerate(entries)}
     rows: list[dict | None] = [None] * len(entries)
 
