@@ -12,6 +12,12 @@ The screening itself runs in a fresh Python process (so start-up counts the real
 per exam the median over --repeats of: checks + preprocessing, radiomics, CNN, the rest (models, aggregation,
 result), and the total; Grad-CAM overlays are timed separately (they import MONAI on first use).
 Goal (issue #9): under 2 s per exam after start-up.
+
+Then many exams, one start-up (issue 27, `cinescar screen --out-dir`, Grad-CAM off): --batch exams (copies of the
+manifest's first patients' exams, cycled, each its own exam folder) are screened by `screening.batch.screen_batch`
+in a fresh process per worker count in --workers (default 1,2), each worker on one torch thread; printed: the
+start-up (imports + bundle verification and load + workers started), exams per minute after it, and the CPU
+seconds per exam. Goal (issue 27): >= 60 exams per minute on 2 cores for 20-image exams.
 """
 
 from __future__ import annotations
@@ -84,6 +90,42 @@ def child(args: argparse.Namespace) -> None:
                       "cnn_width": bundle.cnn("dl").hparams_dict["base_width"]}))
 
 
+def batch_child(args: argparse.Namespace) -> None:
+    """Runs in a fresh process: import, then one batch (start-up once); prints one JSON line."""
+    import resource
+
+    t0 = time.perf_counter()
+    from cinescar.screening.batch import screen_batch
+
+    t_import = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as out:
+        r = screen_batch(args.bundle, args.exams, out_dir=out, workers=args.batch_workers, no_gradcam=True,
+                         torch_threads=1)
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(json.dumps({"imports": t_import, "startup": t_import + r.startup_s, "screening": r.screening_s,
+                      "per_minute": r.exams_per_minute, "workers": r.workers,
+                      "cpu": own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime,
+                      "n": int(len(r.summary)), "images": int(r.summary["n_images"].sum()),
+                      "status": r.summary["status"].value_counts().to_dict()}))
+
+
+def exam_folders(manifest: Path, n: int, dest: Path) -> Path:
+    """`n` exam folders (ED, ED_mask, ES, ES_mask) copied from the manifest's patients, cycled."""
+    import shutil
+
+    import pandas as pd
+
+    rows = pd.read_csv(manifest, dtype=str).to_dict("records")
+    for i in range(n):
+        row = rows[i % len(rows)]
+        folder = dest / f"{row['patient_id']}-{i // len(rows) + 1}"
+        folder.mkdir(parents=True)
+        for col, stem in (("ed_image", "ED"), ("ed_mask", "ED_mask"), ("es_image", "ES"), ("es_mask", "ES_mask")):
+            src = manifest.parent / row[col]
+            shutil.copy(src, folder / f"{stem}{''.join(src.suffixes)}")
+    return dest
+
+
 def prepare(workdir: Path) -> tuple[Path, Path, str]:
     """Train a small study with the shipped radiomics parameters and CNN width; return bundle, manifest, patient."""
     sys.path.insert(0, str(REPO / "tests"))
@@ -110,10 +152,18 @@ def main() -> None:
     ap.add_argument("--patient")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--gradcam-images", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=40, help="exams screened after one start-up (0: skip)")
+    ap.add_argument("--workers", default="1,2", help="worker counts for the batch, e.g. 1,2")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--batch-child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--exams", help=argparse.SUPPRESS)
+    ap.add_argument("--batch-workers", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(args)
+        return
+    if args.batch_child:
+        batch_child(args)
         return
     print(f"machine: {machine()}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -133,6 +183,16 @@ def main() -> None:
         if proc.returncode != 0:
             sys.exit(proc.stderr[-3000:])
         r = json.loads(proc.stdout.strip().splitlines()[-1])
+        batches = []
+        if args.batch > 0:
+            exams = exam_folders(manifest, args.batch, Path(tmp) / "exams")
+            for w in (int(x) for x in args.workers.split(",")):
+                proc = subprocess.run([sys.executable, __file__, "--batch-child", "--bundle", str(bundle), "--exams",
+                                       str(exams), "--batch-workers", str(w)],
+                                      capture_output=True, text=True, env=env, check=False)
+                if proc.returncode != 0:
+                    sys.exit(proc.stderr[-3000:])
+                batches.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     runs = r["runs"]
 
     def med(key: str) -> float:
@@ -155,6 +215,15 @@ def main() -> None:
           + ", ".join(f"{run['wall']:.2f}" for run in runs))
     print(f"Grad-CAM, {r['n_gradcam']} overlays: first exam {r['gradcam_first_part']:.2f} s (incl. MONAI import), "
           f"next exam {r['gradcam_second_part']:.2f} s")
+    for b in batches:
+        print(f"batch ({b['n']} exams, {b['images'] / b['n']:.1f} images per exam, Grad-CAM off), {b['workers']} "
+              f"worker(s): start-up {b['startup']:.2f} s (imports {b['imports']:.2f} s), then {b['screening']:.1f} s "
+              f"= {b['per_minute']:.1f} exams per minute (goal >= 60 on 2 cores); {b['cpu'] / b['n']:.2f} CPU-s per "
+              f"exam incl. start-up; {b['status']}")
+    if len(batches) > 1:
+        print(f"  {batches[-1]['workers']} vs {batches[0]['workers']} worker(s): "
+              f"{batches[-1]['per_minute'] / batches[0]['per_minute']:.2f}x the rate; load average "
+              f"{os.getloadavg()[0]:.1f} (uptime) at the end")
 
 
 if __name__ == "__main__":

@@ -240,3 +240,35 @@ def test_features_are_identical_from_one_process_to_the_next(tmp_path):
     finally:
         busy.kill()
     assert outs[0].tobytes() == outs[1].tobytes()
+
+
+def test_one_extractor_for_the_probe_and_the_images_changes_no_bit():
+    """extract_images builds one extractor for the feature-name probe and the images (issue 27: each job read and
+    validated the parameter file twice); every image's features are those of a fresh extractor, bit for bit."""
+    from cinescar.radiomics.extract import extract_image, make_extractor
+
+    images, masks = ring_slices(3, seed=5, rough=True)
+    result = extract_images(images, masks, ["S_ED_00", "S_ED_01", "S_ED_02"], PARAMS)
+    for i in range(3):
+        fresh = extract_image(make_extractor(PARAMS), images[i], masks[i])
+        assert list(fresh) == list(result.features.columns[1:])
+        assert np.array(list(fresh.values()), np.float64).tobytes() == \
+            result.features.iloc[i, 1:].to_numpy(np.float64).tobytes()
+
+
+def test_an_extraction_job_does_not_import_the_model():
+    """The extraction job imports `cinescar.radiomics.extract` only; the package used to import the model too
+    (scikit-learn, scipy.stats: ~1 CPU-s of each job's start-up, issue 27)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; import cinescar.radiomics.extract, cinescar.logs; "
+            "print(sorted(m for m in ('sklearn', 'scipy.stats', 'cinescar.radiomics.model') if m in sys.modules))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env,
+                         timeout=120)
+    assert out.stdout.strip() == "[]"
+    from cinescar import radiomics
+
+    assert radiomics.RadiomicsModel.__module__ == "cinescar.radiomics.model"  # the package's names still resolve

@@ -96,14 +96,16 @@ def _probe_image(size: int = 96) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(image, 0.0, 1.0), mask
 
 
-def feature_names(params_path: str | Path) -> list[str]:
+def feature_names(params_path: str | Path, extractor=None) -> list[str]:
     """The feature columns the parameter file produces, in pyradiomics' order.
 
     Computed once on a probe image so that the column set does not depend on which images of a centre
-    happen to fail (a centre whose images all fail still gets the right columns).
+    happen to fail (a centre whose images all fail still gets the right columns). `extractor`, when given, is
+    `make_extractor(params_path)` already built (pyradiomics keeps no state from one image to the next, so the
+    probe changes nothing it computes afterwards; tests/test_radiomics_extract.py checks it bit for bit).
     """
     image, mask = _probe_image()
-    extractor = make_extractor(params_path)
+    extractor = make_extractor(params_path) if extractor is None else extractor
     try:
         return list(extract_image(extractor, image, mask))
     except Exception as exc:  # a settings problem, not an image problem: stop before extracting anything
@@ -146,14 +148,15 @@ def extract_images(
             f"images {images.shape}, masks {masks.shape} and {len(image_ids)} image ids do not match")
     if len(set(image_ids)) != len(image_ids):
         raise CinescarError("duplicate image_id in the images to extract")
-    columns = feature_names(params_path)
     items = ((image_ids[i], images[i], masks[i]) for i in range(len(image_ids)))
 
     started = time.perf_counter()
     if processes <= 1:
-        _init_worker(str(params_path))
+        _init_worker(str(params_path))  # one extractor for the probe and the images: the YAML is read once
+        columns = feature_names(params_path, _WORKER["extractor"])
         outputs = [_extract_one(item) for item in items]
     else:
+        columns = feature_names(params_path)
         with ProcessPoolExecutor(max_workers=processes, initializer=_init_worker,
                                  initargs=(str(params_path),)) as pool:
             outputs = list(pool.map(_extract_one, items, chunksize=4))

@@ -3,9 +3,12 @@
     cinescar screen --bundle results/bundle EXAM_FOLDER [--out result.json] [--gradcam-dir DIR]
     cinescar screen --bundle results/bundle --manifest COHORT/manifest.csv --patient ID [--out result.json]
     cinescar screen --bundle results/bundle DICOM_CINE_FOLDER [--phases ed=I,es=J] [--series N] [--dicom-out DIR]
+    cinescar screen --bundle results/bundle (FOLDER_OF_EXAM_FOLDERS | --manifest M) --out-dir DIR [--workers N]
 
 Prints the result as JSON (and writes it to --out). Grad-CAM overlays are drawn when --gradcam-dir is given,
 or beside --out (`<out>_gradcam/`) unless --no-gradcam; drawing them imports MONAI (a few seconds).
+With --out-dir, every exam of the folder (or every patient of the manifest) is screened after one start-up: one
+result per exam in DIR, and DIR/summary.csv listing every exam and its status (`cinescar.screening.batch`).
 """
 
 from __future__ import annotations
@@ -35,10 +38,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bundle-sha256", help="refuse the bundle unless bundle.json has this SHA-256")
     parser.add_argument("--allow-outside-paths", action="store_true", help="accept --manifest paths that lead "
                         "outside the cohort folder ('..', absolute paths, symlinks), as cinescar validate does")
+    parser.add_argument("--out-dir", help="screen many exams after one start-up: every exam folder in the folder "
+                        "given (or every patient of --manifest, without --patient); one <exam>.json each and "
+                        "summary.csv here")
+    parser.add_argument("--workers", type=int, default=None, help="with --out-dir: exams screened side by side "
+                        "(default: the usable CPUs)")
 
 
 def main(args: argparse.Namespace) -> int:
     """Parse nothing more: hand the arguments to `cinescar.screening.screen.screen_api`, print its result."""
+    if args.out_dir or args.workers is not None:
+        from cinescar.screening import batch
+
+        return batch.main(args)
     from cinescar.screening.screen import result_json, screen_api
 
     result = screen_api(args.bundle, args.exam, manifest=args.manifest, patient=args.patient,

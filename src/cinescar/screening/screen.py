@@ -383,7 +383,7 @@ def result_json(result: dict[str, Any]) -> str:
     return json.dumps(result, indent=2, ensure_ascii=False)
 
 
-def screen_api(bundle: str | Path, exam: str | Path | None = None, *, manifest: str | Path | None = None,
+def screen_api(bundle: str | Path | Bundle, exam: str | Path | None = None, *, manifest: str | Path | None = None,
                patient: str | None = None, patient_id: str | None = None, out: str | Path | None = None,
                gradcam_dir: str | Path | None = None, gradcam_images: int | None = None, no_gradcam: bool = False,
                bundle_sha256: str | None = None, allow_outside_paths: bool = False,
@@ -396,6 +396,7 @@ def screen_api(bundle: str | Path, exam: str | Path | None = None, *, manifest: 
     (`phases` "ed=I,es=J" and `series` as in `import-dicom`); the result then records `phase_selection`, and
     `dicom_out` receives a DICOM SEG per phase and a Secondary Capture of the result.
     Grad-CAM overlays go to `gradcam_dir`, else beside `out` (`<out>_gradcam/`), never with `no_gradcam`.
+    `bundle` may also be a `Bundle` already loaded (`cinescar.screening.batch`: many exams, one start-up).
     """
     from cinescar.screening import dicom_exam as dx
 
@@ -409,7 +410,7 @@ def screen_api(bundle: str | Path, exam: str | Path | None = None, *, manifest: 
                             "ED/ES entries) only")
     dicom, preloaded = None, None
     if is_cine:
-        the_bundle = load_bundle(bundle, expected_digest=bundle_sha256)
+        the_bundle = _loaded(bundle, bundle_sha256)
         pid = folder_patient_id(Path(exam), patient_id)
         dicom = dx.read_dicom_exam(exam, pid, the_bundle.segmenter, phases=_phases(phases),
                                    series=_series(series))
@@ -417,7 +418,7 @@ def screen_api(bundle: str | Path, exam: str | Path | None = None, *, manifest: 
     else:
         the_exam = (exam_from_manifest(manifest, patient, allow_outside_paths) if manifest
                     else exam_from_folder(exam, patient_id))  # fmt: skip
-        the_bundle = load_bundle(bundle, expected_digest=bundle_sha256)
+        the_bundle = _loaded(bundle, bundle_sha256)
     cam_dir = None
     if not no_gradcam:
         if gradcam_dir:
@@ -437,6 +438,11 @@ def screen_api(bundle: str | Path, exam: str | Path | None = None, *, manifest: 
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(result_json(result) + "\n", encoding="utf-8")
     return result
+
+
+def _loaded(bundle: str | Path | Bundle, digest: str | None) -> Bundle:
+    """A bundle folder verified and loaded; a `Bundle` already loaded as it is."""
+    return bundle if isinstance(bundle, Bundle) else load_bundle(bundle, expected_digest=digest)
 
 
 def _phases(value: str | dict[str, int] | None) -> dict[str, int] | None:
