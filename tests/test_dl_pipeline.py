@@ -73,7 +73,9 @@ def write_store(root: Path, nan_roles: bool = False) -> pd.DataFrame:
 
 def tiny_cfg(**dl_overrides) -> dict:
     """The dl section's shipped defaults, shrunk; MLflow off (offline JSON records)."""
-    dl = yaml.safe_load((REPO / "config/config.yaml").read_text())["dl"]
+    from cinescar.config import load_config
+
+    dl = load_config()["dl"]  # config/config.yaml resolved: the shipped values, defaults included
     dl["network"]["base_width"] = 2
     dl["training"].update(max_epochs=2, batch_size=8)
     dl["tuning"].update(n_trials=2, max_epochs=1, max_train_images=None,

@@ -1,5 +1,8 @@
 """Configuration: one YAML file, validated against one JSON schema, defaults filled from the schema.
 
+The schema is package data (`cinescar/data/schema.yaml`, loaded with importlib.resources) and the one home of
+every default; `config/config.yaml` holds only what the default study chooses differently (config/README.md).
+
 The same validation runs when Snakemake starts (`workflow/rules/common.smk`) and when the CLI loads a
 config, so a bad key or value stops both with the same message. The schema is the single place where a
 key's meaning and default are written down.
@@ -20,7 +23,18 @@ from cinescar.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO_ROOT / "config" / "config.yaml"
-SCHEMA = REPO_ROOT / "config" / "schema.yaml"
+
+
+def _packaged_schema() -> Path:
+    """The schema shipped inside the package (`cinescar/data/schema.yaml`, package data), so that an installed
+    cinescar finds it without a checkout. In the repository it is a link to `config/schema.yaml`, the file
+    people edit; a wheel carries the file itself."""
+    from importlib.resources import files
+
+    return Path(str(files("cinescar").joinpath("data", "schema.yaml")))
+
+
+SCHEMA = _packaged_schema()
 
 
 def _deep_update(base: dict, extra: dict) -> dict:
@@ -102,6 +116,13 @@ def schema_defaults(*section: str, schema_path: str | Path = SCHEMA) -> dict:
     for key in section:
         node = node["properties"][key]
     return _defaults(node)
+
+
+def schema_default(*key: str, schema_path: str | Path = SCHEMA) -> Any:
+    """The schema's default of one key (`schema_default("seed")`, `schema_default("cohort", "name")`): the
+    fallback for `cfg.get(key, ...)` in code that may meet an unvalidated config, instead of a restated literal."""
+    *section, leaf = key
+    return schema_defaults(*section, schema_path=schema_path)[leaf]
 
 
 def schema_section(cfg: dict | None, *section: str, defaults: tuple[str, ...] | None = None) -> dict:

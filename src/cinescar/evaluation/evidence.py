@@ -44,6 +44,7 @@ import pandas as pd
 from scipy import stats
 from scipy.special import expit
 
+from cinescar.config import schema_default
 from cinescar.cohort.contract import external_name
 from cinescar.errors import CinescarError
 from cinescar.evaluation.bootstrap import (INTERVAL_METRICS, auc_difference_interval, group_seed, percentile_interval,
@@ -386,7 +387,7 @@ def evidence_tables(patients: dict[str, pd.DataFrame], metrics: pd.DataFrame, fi
     out.mkdir(parents=True, exist_ok=True)
     names = external_names(manifest, index)
     cohorts = [*EVALUATED, *cohort_labels(names)]
-    res = Resamples(n_boot, int(cfg.get("seed", 0)))
+    res = Resamples(n_boot, int(cfg.get("seed", schema_default("seed"))))
     op = _default_op(metrics)
     patients, metrics = with_pooled_validation(patients, metrics, level)
 
@@ -417,7 +418,7 @@ def evidence_tables(patients: dict[str, pd.DataFrame], metrics: pd.DataFrame, fi
             if attrs is not None and len(row) and y.min() != y.max():
                 sg = subgroup_metrics(pc[["patient_id", "lge", "prob"]].assign(patient_id=lambda d: d["patient_id"].astype(str)),
                                       attrs, float(row["cutoff"].iloc[0]), n_boot, level,
-                                      group_seed(int(cfg.get("seed", 0)), model, cohort), method)  # fmt: skip
+                                      group_seed(int(cfg.get("seed", schema_default("seed"))), model, cohort), method)  # fmt: skip
                 subgroups.append(sg.assign(model=model, fold=info["fold"], cohort=cohort))
     t_total = time.process_time() - t0
 
@@ -435,7 +436,7 @@ def evidence_tables(patients: dict[str, pd.DataFrame], metrics: pd.DataFrame, fi
         "calibration_curve": flex,
         "sample_size": sample_size_table(cohort_sizes(patients, names),
                                          float(cfg.get("screening", {}).get("target_sensitivity", 0.90)), level),
-        "missing_values": missing_values(manifest, list(cfg.get("clinical", {}).get("variables", []))),
+        "missing_values": missing_values(manifest, list(cfg.get("clinical", {}).get("variables", schema_default("clinical", "variables")))),
         "images_vs_score": images_vs_score(patients, final),
         "flow": participant_flow(manifest, cohort_sizes(patients, names)),
         "cutoff_uncertainty": chain_table(patients, final, cohorts, lambda p, f, c: _select(p, f, c, names), cfg,

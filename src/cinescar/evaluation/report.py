@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from cinescar.config import config_hash
+from cinescar.config import config_hash, schema_default
 from cinescar.versions import package_versions
 from cinescar.evaluation.html_parts import _file_b64, _fmt_num, _fmt_p, _img, _read_csv, _table
 from cinescar.evaluation.report_evidence import evidence_html, headline_html
@@ -138,7 +138,7 @@ def build_report(
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<title>cinescar study report</title>", f"<style>{CSS}</style></head><body>",
         "<h1>cinescar: scar screening from non-contrast cine MRI — study report</h1>",
-        f"<p class='note'>Cohort <b>{html.escape(str(cfg.get('cohort', {}).get('name', '')))}</b>, config hash "
+        f"<p class='note'>Cohort <b>{html.escape(str(cfg.get('cohort', {}).get('name', schema_default('cohort', 'name'))))}</b>, config hash "
         f"<code>{config_hash(cfg)}</code>. Models: Radiomics, DL, DL-Radiomics (Fahmy et al., JCMR 2022). "
         f"A patient's probability is the maximum over its images; a patient is positive (LGE scan needed) when "
         f"it is ≥ the cut-off. {html.escape(cutoff_sentence(cfg, target, _read_csv(ev_dir / 'operating_points.csv')))}</p>",

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from cinescar.config import schema_default
 from cinescar.errors import CinescarError, CohortError
 from cinescar.evaluation.aligned import aligned as _aligned
 from cinescar.evaluation.delong import delong_test
@@ -495,7 +496,7 @@ def evaluate_study(
     _csv("delong", delong)
     incremental = incremental_table(patients, final, level)
     _csv("incremental", incremental)
-    _csv("roc", roc_table(patients, final, int(ev.get("n_bootstrap", 1000)), level, int(cfg.get("seed", 0))))
+    _csv("roc", roc_table(patients, final, int(ev.get("n_bootstrap", 1000)), level, int(cfg.get("seed", schema_default("seed")))))
 
     manifest = None
     if manifest_path is not None and Path(manifest_path).exists():
