@@ -149,3 +149,16 @@ def config_hash(cfg: dict[str, Any]) -> str:
     """A short, stable fingerprint of a config, used to tie outputs and MLflow runs to their config."""
     blob = json.dumps(cfg, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def add_arguments(parser) -> None:
+    """Arguments of `cinescar config` (registered by `cinescar.cli`)."""
+    parser.add_argument("--config", default=None, help="config file (default config/config.yaml)")
+
+
+def main(args) -> int:
+    """`cinescar config`: print the validated config, every default filled in, and its hash."""
+    cfg, digest = config_api(args.config)
+    print(yaml.safe_dump(cfg, sort_keys=False), end="")
+    print(f"# config hash: {digest}")
+    return 0
