@@ -19,7 +19,6 @@ NOT_CONFIG = {
     ("baselines/run.py", "folds", None): "a baseline's status.json (per-fold validation AUCs)",
     ("dl/tune.py", "step", 1): "one dimension of the Optuna search space (an integer range's step)",
     ("evaluation/plots.py", "operating_point", "validation"): "final_models.json's entry of a model",
-    ("screening/bundle.py", "operating_point", "validation"): "final_models.json's entry of a model",
     ("screening/publish.py", "operating_point", "validation"): "final_models.json's entry of a model",
     ("evaluation/report_evidence.py", "n_bootstrap", 0): "evidence.json (how many resamples it holds)",
 }

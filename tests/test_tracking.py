@@ -24,7 +24,7 @@ def test_nested_runs_share_one_parent(in_tmp):
     state = tracking.init_tracking(cfg)
     assert state["reachable"] and (in_tmp / "results/mlflow/mlflow.db").exists()
     for fold in (0, 1):
-        with tracking.start_run(cfg, f"radiomics/fold{fold}", {"stage": "radiomics", "fold": fold}) as run:
+        with tracking.open_run(cfg, f"radiomics/fold{fold}", {"stage": "radiomics", "fold": fold}) as run:
             run.log_params({"k": 10})
             run.log_metrics({"val_auc": 0.5 + fold / 10})
     client = MlflowClient(tracking.tracking_uri(cfg))
@@ -41,7 +41,7 @@ def test_unreachable_server_falls_back_to_local_json(in_tmp, caplog):
     state = tracking.init_tracking(cfg)
     assert state["reachable"] is False
     assert "unreachable" in caplog.text
-    with tracking.start_run(cfg, "dl/fold0", {"stage": "dl"}) as run:
+    with tracking.open_run(cfg, "dl/fold0", {"stage": "dl"}) as run:
         run.log_metrics({"val_auc": 0.7}, step=3)
         run.log_params({"lr": 1e-4})
     record = json.loads((in_tmp / "results/mlflow/offline/dl_fold0.json").read_text())
@@ -53,6 +53,6 @@ def test_failed_stage_marks_the_offline_record(in_tmp):
     cfg = load_config(overrides={"mlflow": {"enabled": False}})
     tracking.init_tracking(cfg)
     with pytest.raises(RuntimeError):
-        with tracking.start_run(cfg, "x", {}):
+        with tracking.open_run(cfg, "x", {}):
             raise RuntimeError("boom")
     assert json.loads((in_tmp / "results/mlflow/offline/x.json").read_text())["status"] == "FAILED"

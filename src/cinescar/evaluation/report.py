@@ -118,8 +118,10 @@ def build_report(
     cohort_figure: str | Path | None = None,
     index: str | Path | None = None,
     segmentation_dir: str | Path | None = None,
+    versions_out: str | Path | None = None,
 ) -> Path:
-    """Write the self-contained HTML report from the evaluation's files; returns its path."""
+    """Write the self-contained HTML report from the evaluation's files; returns its path. `versions_out`: where
+    the package versions go as JSON (the rule's `versions` output; default versions.json beside the report)."""
     ev_dir = Path(evaluation_dir)
     ev = cfg.get("evaluation", {})
     scr = cfg.get("screening", {})
@@ -262,7 +264,7 @@ def build_report(
 
     # --- provenance
     parts.append("<h2>Provenance</h2><h3>Configuration</h3>")
-    from cinescar.tracking import public  # the report is an MLflow artifact: no credentials, no absolute paths
+    from cinescar.public import public  # the report is an MLflow artifact: no credentials, no absolute paths
 
     parts.append(f"<pre>{html.escape(yaml.safe_dump(public(cfg), sort_keys=False, default_flow_style=False))}</pre>")
     parts.append("<h3>Package versions</h3>")
@@ -273,16 +275,6 @@ def build_report(
     out = Path(out_html)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(parts), encoding="utf-8")
-    out.with_name("versions.json").write_text(json.dumps(versions, indent=1))
+    Path(versions_out or out.with_name("versions.json")).write_text(json.dumps(versions, indent=1))
     log.info("report written to %s (%.0f kB)", out, out.stat().st_size / 1024)
-    return out
-
-
-def build_and_log_report(evaluation_dir: str | Path, out_html: str | Path, cfg: dict, **kwargs) -> Path:
-    """`build_report`, then log the HTML to MLflow (stage=evaluation)."""
-    from cinescar import tracking
-
-    out = build_report(evaluation_dir, out_html, cfg, **kwargs)
-    with tracking.start_run(cfg, "report", tags={"stage": "evaluation"}) as run:
-        run.log_artifact(out)
     return out
