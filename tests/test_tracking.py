@@ -56,3 +56,31 @@ def test_failed_stage_marks_the_offline_record(in_tmp):
         with tracking.open_run(cfg, "x", {}):
             raise RuntimeError("boom")
     assert json.loads((in_tmp / "results/mlflow/offline/x.json").read_text())["status"] == "FAILED"
+
+
+def test_the_experiment_and_the_parent_run_read_as_a_user_browses_them(in_tmp):
+    """Issue 26: MLflow 3's UI opens the experiment as a model-training one; the parent run spans the workflow
+    (RUNNING until the workflow's end hook) and carries the headline metrics; nested runs are named by stage."""
+    from mlflow.tracking import MlflowClient
+
+    cfg = load_config()
+    state = tracking.init_tracking(cfg)
+    client = MlflowClient(tracking.tracking_uri(cfg))
+    exp = client.get_experiment(state["experiment_id"])
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    parent = state["parent_run_id"]
+    assert client.get_run(parent).info.status == "RUNNING"
+
+    tracking.configure(cfg, "results/mlflow/tracking.json")  # what cinescar.jobs.setup_job does
+    with tracking.start_run("evaluation", {"stage": "evaluation"}) as run:
+        run.log_metrics({"x": 1.0})
+    tracking.log_headline({"final.dl.test_auc": 0.81, "final.dl.external_auc": 0.77})
+    tracking.workflow_status(cfg, "results/mlflow/tracking.json", "FINISHED")
+
+    info = client.get_run(parent)
+    assert info.info.status == "FINISHED" and info.info.end_time is not None
+    assert info.data.metrics == {"final.dl.test_auc": 0.81, "final.dl.external_auc": 0.77}
+    nested = client.search_runs([exp.experiment_id], filter_string="tags.`mlflow.parentRunId` = '%s'" % parent)
+    assert [r.info.run_name for r in nested] == ["evaluation"]
+    tracking.workflow_status(cfg, "results/mlflow/tracking.json", "RUNNING")  # a resumed workflow
+    assert client.get_run(parent).info.status == "RUNNING"
