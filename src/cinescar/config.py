@@ -63,14 +63,22 @@ def _first_problem(cfg: dict, schema_path: Path) -> str | None:
 def validate_config(cfg: dict, schema_path: str | Path = SCHEMA) -> dict:
     """Validate in place and fill defaults; raise ConfigError naming the offending key.
 
-    jsonschema gives the short, key-level message users need; snakemake.utils.validate then fills the
-    schema's defaults exactly as the workflow does at start.
+    jsonschema gives the short, key-level message users need. The defaults are then filled as a deep merge: the
+    schema's whole default tree under what the config gives, a mapping key by key (a config that gives
+    `dl.tuning.search_space: {base_width: ...}` keeps the default learning-rate range), any other value whole.
+    That is what Snakemake does with `configfile:` files, so a config file that shows only what differs
+    (config/config.yaml) gives exactly what one that lists every default gave (issue 26). snakemake.utils.validate
+    then checks the result with the schema's own defaults filling anything left.
     """
     from snakemake.utils import validate
 
-    problem = _first_problem(cfg, Path(schema_path))
+    schema_path = Path(schema_path)
+    problem = _first_problem(cfg, schema_path)
     if problem:
         raise ConfigError(f"invalid configuration: {problem}")
+    filled = _deep_update(copy.deepcopy(_defaults(_schema(schema_path))), copy.deepcopy(cfg))
+    cfg.clear()
+    cfg.update(filled)
     validate(cfg, str(schema_path), set_default=True)
     return cfg
 
