@@ -33,3 +33,23 @@ rule all:
             if config["segmentation"]["enabled"]
             else []
         ),
+
+
+# The workflow's MLflow parent run spans the workflow (cinescar.tracking.workflow_status): running while it
+# runs, finished or failed with it. Not called on dry runs; a tracking problem never fails the workflow.
+onstart:
+    from cinescar.tracking import workflow_status
+
+    workflow_status(config, MLFLOW_STATE, "RUNNING")
+
+
+onsuccess:
+    from cinescar.tracking import workflow_status
+
+    workflow_status(config, MLFLOW_STATE, "FINISHED")
+
+
+onerror:
+    from cinescar.tracking import workflow_status
+
+    workflow_status(config, MLFLOW_STATE, "FAILED")

@@ -35,7 +35,9 @@ def deep_update(a: dict, b: dict) -> None:
 def main() -> None:
     run, folds, over = sys.argv[1], [int(f) for f in sys.argv[2].split(",")], json.loads(sys.argv[3])
     torch.set_num_threads(int(over.pop("threads", 2)))
-    dl = yaml.safe_load(open("config/config.yaml"))["dl"]
+    from cinescar.config import load_config
+
+    dl = load_config()["dl"]  # config/config.yaml resolved (it holds only what differs from the schema)
     deep_update(dl, over)
     root = f"{run}/results/preprocess"
     index, splits = load_index(f"{root}/index.parquet"), load_splits(f"{run}/results/splits/splits.json")

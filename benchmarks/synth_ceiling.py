@@ -134,11 +134,14 @@ def ceilings(table: pd.DataFrame, seed: int) -> pd.DataFrame:
 
 
 def main() -> None:
-    syn = yaml.safe_load((REPO / "config/config.yaml").read_text()).get("synthetic", {})
+    from cinescar.config import load_config
+
+    cfg = load_config()  # config/config.yaml resolved (it holds only what differs from the schema)
+    syn = cfg["synthetic"]
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--internal", type=int, default=int(syn.get("internal_patients", 60)))
     ap.add_argument("--external", type=int, default=int(syn.get("external_patients", 20)))
-    ap.add_argument("--seed", type=int, default=int(yaml.safe_load((REPO / "config/config.yaml").read_text())["seed"]))
+    ap.add_argument("--seed", type=int, default=int(cfg["seed"]))
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--csv", type=Path, default=None, help="also write the per-patient table here")
     args = ap.parse_args()

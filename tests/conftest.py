@@ -77,6 +77,16 @@ def _restore_locale():
     locale.setlocale(locale.LC_ALL, saved)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_tracking():
+    """Tracking is set up once per process (`cinescar.tracking.configure`, a job's script does it): a test that
+    sets it up must not leave its MLflow store to the tests after it."""
+    yield
+    from cinescar import tracking
+
+    tracking.configure(None)
+
+
 # one local run of the `.test` study per session, shared by the end-to-end and SLURM tests
 from workflow_runs import killed_then_resumed  # noqa: E402,F401
 

@@ -113,7 +113,7 @@ def train_tiny_study(root: Path, n_internal: int = 14, n_external: int = 2, n_sl
                      params_file: Path | None = None) -> TinyStudy:
     """Cohort -> preprocessing -> splits -> radiomics -> DL -> fusion -> evaluation, all under `root`."""
     from cinescar.cohort.contract import read_manifest, slugify
-    from cinescar.dl.train import gather_predictions, train_fold_from_files
+    from workflow_names import evaluation_outputs, gather_dl, train_dl_fold
     from cinescar.evaluation.study import evaluate_study
     from cinescar.fusion import run as fusion_run
     from cinescar.cohort.splits import make_splits, save_splits
@@ -154,14 +154,14 @@ def train_tiny_study(root: Path, n_internal: int = 14, n_external: int = 2, n_sl
                                    rad / f"fold{f}/model.joblib", rad / f"fold{f}/selected.csv")
         radiomics_run.choose([rad / f"fold{f}/scores.json" for f in folds],
                              [rad / f"fold{f}/predictions_by_k.parquet" for f in folds],
-                             [rad / f"fold{f}/selected.csv" for f in folds], cfg, rad / "chosen_k.json",
+                             [rad / f"fold{f}/selected.csv" for f in folds], rad / "chosen_k.json",
                              rad / "predictions.parquet", rad / "selected_features.csv", rad / "cv_scores.csv",
                              rad / "feature_recurrence.csv")
 
         for f in folds:
-            train_fold_from_files(pre / "index.parquet", "results/splits/splits.json", pre, None, cfg, f,
-                                  f"results/dl/fold{f}", f"results/dl/gradcam/fold{f}", threads=1)
-        gather_predictions([f"results/dl/fold{f}/predictions.parquet" for f in folds], "results/dl/predictions.parquet")
+            train_dl_fold(pre, None, cfg, f, f"results/dl/fold{f}", f"results/dl/gradcam/fold{f}",
+                          splits="results/splits/splits.json")
+        gather_dl([f"results/dl/fold{f}/predictions.parquet" for f in folds], "results/dl/predictions.parquet")
 
         fus = Path("results/fusion")
         for f in folds:
@@ -174,7 +174,7 @@ def train_tiny_study(root: Path, n_internal: int = 14, n_external: int = 2, n_sl
 
         evaluate_study({m: f"results/{m}/predictions.parquet" for m in ("radiomics", "dl", "fusion")},
                        pre / "index.parquet", "results/splits/splits.json", cohort / "manifest.csv",
-                       "results/evaluation", cfg,
+                       evaluation_outputs("results/evaluation"), cfg,
                        selected_features={"radiomics": (rad / "selected_features.csv", rad / "chosen_k.json"),
                                           "fusion": (fus / "selected_features.csv", fus / "choice.json")},
                        fusion_classifiers=fus / "classifiers.csv", fusion_choice=fus / "choice.json")
@@ -185,7 +185,7 @@ def build_segmenter_bundle(study: TinyStudy) -> Path:
     """The tiny study's bundle with a smoke-sized segmenter trained (cross-fitted, two networks) on its
     development patients' masks: `results/bundle_seg` under the study's root."""
     from cinescar.config import load_config
-    from cinescar.screening.bundle import build_bundle
+    from cinescar.screening.publish import build_bundle
     from cinescar.segmentation.run import crossfit_job, train_job
 
     root = study.root / "results" / "segmentation"

@@ -41,3 +41,16 @@ def test_bad_values_name_the_key(override, key):
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_a_partial_mapping_keeps_the_other_defaults_as_a_full_config_file_did():
+    """config/config.yaml shows only what differs (issue 26); validation fills the defaults as a deep merge, as
+    Snakemake merges config files, so a config giving one search dimension keeps the default others (as when
+    config.yaml listed the whole default search space)."""
+    from cinescar.config import schema_defaults, validate_config
+
+    cfg = validate_config({"dl": {"tuning": {"search_space": {"base_width": {"choices": [2]}}}}})
+    space = cfg["dl"]["tuning"]["search_space"]
+    default = schema_defaults("dl", "tuning")["search_space"]
+    assert list(space) == list(default) and space["base_width"] == {"choices": [2]}
+    assert all(space[k] == v for k, v in default.items() if k != "base_width")

@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from cinescar.errors import CinescarError
+from workflow_names import gather_dl, train_dl_fold, tune_dl
 
 REPO = Path(__file__).resolve().parents[1]
 INTERNAL = [f"P{i:02d}" for i in range(12)]
@@ -73,7 +74,9 @@ def write_store(root: Path, nan_roles: bool = False) -> pd.DataFrame:
 
 def tiny_cfg(**dl_overrides) -> dict:
     """The dl section's shipped defaults, shrunk; MLflow off (offline JSON records)."""
-    dl = yaml.safe_load((REPO / "config/config.yaml").read_text())["dl"]
+    from cinescar.config import load_config
+
+    dl = load_config()["dl"]  # config/config.yaml resolved: the shipped values, defaults included
     dl["network"]["base_width"] = 2
     dl["training"].update(max_epochs=2, batch_size=8)
     dl["tuning"].update(n_trials=2, max_epochs=1, max_train_images=None,
@@ -93,8 +96,6 @@ def store(tmp_path, monkeypatch):
 
 def test_tuning_never_sees_test_or_external_images(store, monkeypatch):
     import cinescar.preprocessing.store as store_mod
-    from cinescar.dl.tune import tune_from_files
-
     index = write_store(store, nan_roles=True)  # a test or external image in training would raise (NaN)
     seen: list[str] = []
     real = store_mod.load_arrays
@@ -105,7 +106,7 @@ def test_tuning_never_sees_test_or_external_images(store, monkeypatch):
 
     monkeypatch.setattr(store_mod, "load_arrays", spy)
     out = Path("results/dl/tuning/best_params.json")
-    result = tune_from_files(store / "index.parquet", store / "splits.json", store, tiny_cfg(), out)
+    result = tune_dl(store, tiny_cfg(), out)
 
     fold0 = SPLITS["folds"][0]
     allowed = index[index["patient_id"].isin(fold0["train"] + fold0["val"]) & index["dev_selected"]]
@@ -120,11 +121,9 @@ def test_tuning_never_sees_test_or_external_images(store, monkeypatch):
 
 
 def test_tuning_disabled_writes_configured_values(store):
-    from cinescar.dl.tune import tune_from_files
-
     write_store(store)
     cfg = tiny_cfg(tuning={"enabled": False})
-    result = tune_from_files(store / "index.parquet", store / "splits.json", store, cfg, "best.json")
+    result = tune_dl(store, cfg, "best.json")
     assert result["tuned"] is False
     assert result["params"] == {"base_width": 2, "kernel_size": 5, "dropout": 0.5,
                                 "learning_rate": cfg["dl"]["training"]["learning_rate"]}
@@ -134,7 +133,6 @@ def test_train_fold_writes_the_contracted_outputs(store):
     from cinescar.dl.features import FEATURE_COLUMNS
     from cinescar.dl.inference import load_model, predict
     from cinescar.dl.data import three_channels
-    from cinescar.dl.train import gather_predictions, train_fold_from_files
     from cinescar.preprocessing.store import load_arrays
 
     index = write_store(store)
@@ -142,8 +140,7 @@ def test_train_fold_writes_the_contracted_outputs(store):
     params.write_text(json.dumps({"params": {"base_width": 2, "kernel_size": 3, "dropout": 0.3,
                                              "learning_rate": 1e-3}}))
     out, gc = Path("results/dl/fold1"), Path("results/dl/gradcam/fold1")
-    summary = train_fold_from_files(store / "index.parquet", store / "splits.json", store, params, tiny_cfg(), 1,
-                                    out, gc, threads=2)
+    summary = train_dl_fold(store, params, tiny_cfg(), 1, out, gc)
 
     # weights: a plain state_dict (weights_only) + hyperparameters JSON
     state = torch.load(out / "model.ckpt", weights_only=True)
@@ -196,10 +193,10 @@ def test_train_fold_writes_the_contracted_outputs(store):
     # gather: folds concatenated; the same image twice in one fold is an error
     other = preds.assign(fold=0)
     other.to_parquet("fold0.parquet")
-    table = gather_predictions([out / "predictions.parquet", "fold0.parquet"], "results/dl/predictions.parquet")
+    table = gather_dl([out / "predictions.parquet", "fold0.parquet"], "results/dl/predictions.parquet")
     assert len(table) == 2 * len(preds)
     with pytest.raises(CinescarError, match="twice"):
-        gather_predictions([out / "predictions.parquet", out / "predictions.parquet"], "x.parquet")
+        gather_dl([out / "predictions.parquet", out / "predictions.parquet"], "x.parquet")
 
 
 def test_untrainable_inputs_are_named(store):
@@ -212,18 +209,15 @@ def test_untrainable_inputs_are_named(store):
 
 def test_seeds_average_their_probabilities(store):
     """dl.seeds: 2 -> the fold's probabilities are the mean of the two seeds' single-seed runs."""
-    from cinescar.dl.train import train_fold_from_files
-
     write_store(store)
     params = Path("best_params.json")
     params.write_text(json.dumps({"params": {"base_width": 2, "kernel_size": 3, "dropout": 0.3,
                                              "learning_rate": 1e-3}}))
-    args = (store / "index.parquet", store / "splits.json", store, params)
     cfg = tiny_cfg(training={"max_epochs": 1}, gradcam={"n_images": 0})
     probs = {}
     for name, seed, seeds in (("a", 5, 1), ("b", 5 + 1000, 1), ("ab", 5, 2)):
         run_cfg = {**cfg, "seed": seed, "dl": {**cfg["dl"], "seeds": seeds}}
-        train_fold_from_files(*args, run_cfg, 0, Path(name), Path(name) / "gc", threads=1)
+        train_dl_fold(store, params, run_cfg, 0, Path(name), Path(name) / "gc")
         probs[name] = pd.read_parquet(Path(name) / "predictions.parquet")["prob"].to_numpy()
     assert not np.allclose(probs["a"], probs["b"])
     np.testing.assert_allclose(probs["ab"], (probs["a"] + probs["b"]) / 2, rtol=1e-6)

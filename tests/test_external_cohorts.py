@@ -14,6 +14,7 @@ from cinescar.cohort.contract import cohort_role, external_name
 from cinescar.cohort.validate import CohortValidationError, validate_cohort
 from cinescar.evaluation.report import build_report
 from cinescar.evaluation.study import evaluate_study
+from workflow_names import evaluation_outputs
 from cinescar.cohort.splits import make_splits
 from test_report import CFG, make_study
 
@@ -70,7 +71,7 @@ def multi(tmp_path_factory):
     try:
         paths = _multi_external(root)
         files = evaluate_study(paths, root / "index.parquet", root / "splits.json", root / "manifest.csv",
-                               root / "evaluation", CFG)
+                               evaluation_outputs(root / "evaluation"), CFG)
         html = build_report(root / "evaluation", root / "report.html", CFG).read_text(encoding="utf-8")
     finally:
         os.chdir(cwd)
@@ -100,7 +101,7 @@ def test_each_external_cohort_is_scored_on_its_own(multi):
 
 
 def test_the_bundle_lists_each_external_cohort(tmp_path):
-    from cinescar.screening.bundle import external_cohorts
+    from cinescar.screening.publish import external_cohorts
 
     _multi_external(tmp_path)
     man = pd.read_csv(tmp_path / "manifest.csv").drop_duplicates("patient_id")

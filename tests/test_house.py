@@ -144,6 +144,7 @@ def test_jobs_nest_under_the_parent_run_that_mlflow_init_recorded(tmp_path, monk
     state = tracking.init_tracking(cfg, tmp_path / "tracking.json")
     assert state["reachable"] and state["parent_run_id"]
     monkeypatch.setattr(tracking, "_parent_run", lambda *a, **k: pytest.fail("searched for the parent run"))
-    with tracking.start_run(cfg, "job", state_path=tmp_path / "tracking.json") as run:
+    tracking.configure(cfg, tmp_path / "tracking.json")  # what a job's script does (cinescar.jobs.setup_job)
+    with tracking.start_run("job") as run:
         parent = run.client.get_run(run.run_id).data.tags["mlflow.parentRunId"]
     assert parent == state["parent_run_id"]

@@ -81,7 +81,7 @@ def test_server_killed_mid_run_costs_at_most_the_timeout(server, tmp_path, monke
     cfg = load_config(overrides={"mlflow": {"tracking_uri": url, "timeout_s": 5}})
     assert tracking.init_tracking(cfg)["reachable"] is True
 
-    with tracking.start_run(cfg, "radiomics/fold0", {"stage": "radiomics"}) as run:
+    with tracking.open_run(cfg, "radiomics/fold0", {"stage": "radiomics"}) as run:
         assert run.client is not None  # online
         run.log_params({"k": 10})
         run.log_metrics({"val_auc": 0.61})
@@ -92,7 +92,7 @@ def test_server_killed_mid_run_costs_at_most_the_timeout(server, tmp_path, monke
     first = time.monotonic() - t0
 
     t0 = time.monotonic()
-    with tracking.start_run(cfg, "dl/fold0", {"stage": "dl"}) as run:  # a later job: re-probes, goes offline
+    with tracking.open_run(cfg, "dl/fold0", {"stage": "dl"}) as run:  # a later job: re-probes, goes offline
         assert run.client is None
         run.log_metrics({"val_auc": 0.7})
     second = time.monotonic() - t0
@@ -121,7 +121,7 @@ def test_no_credentials_or_absolute_paths_reach_mlflow(tmp_path, monkeypatch):
                                                                     "n": 3}
     cfg = load_config(overrides={"mlflow": {"enabled": False}, "cohort": {"path": "/home/alice/cohorts/hcm"}})
     tracking.init_tracking(cfg)
-    with tracking.start_run(cfg, "x", {"source": "/home/alice/cohorts/hcm"}) as run:
+    with tracking.open_run(cfg, "x", {"source": "/home/alice/cohorts/hcm"}) as run:
         run.log_params({"uri": "http://bob:tok@host:5000", "cohort": cfg["cohort"]["path"]})
         run.log_dict({"cohort": cfg["cohort"]}, "cohort.json")
     text = (tmp_path / "results/mlflow/offline/x.json").read_text()

@@ -124,6 +124,7 @@ def test_best_on_test_rule_is_kept_and_labelled_optimistic(study_files):
 def test_clinical_and_combined_models_reach_every_table(study_files, tmp_path, monkeypatch):
     from cinescar.baselines.run import run_clinical, run_combined
     from cinescar.evaluation.study import evaluate_study
+    from workflow_names import evaluation_outputs
 
     root, paths = study_files
     monkeypatch.chdir(tmp_path)
@@ -139,7 +140,7 @@ def test_clinical_and_combined_models_reach_every_table(study_files, tmp_path, m
     preds = {**paths, "clinical": b / "clinical/predictions.parquet",
              "radiomics_clinical": b / "radiomics_clinical/predictions.parquet"}
     files = evaluate_study(preds, root / "index.parquet", root / "splits.json", root / "manifest.csv",
-                           tmp_path / "ev", cfg, statuses=statuses)  # fmt: skip
+                           evaluation_outputs(tmp_path / "ev"), cfg, statuses=statuses)  # fmt: skip
     metrics = pd.read_csv(files["metrics"])
     assert {"clinical", "radiomics_clinical"} <= set(metrics["model"])
     inc = pd.read_csv(files["incremental"])

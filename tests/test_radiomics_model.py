@@ -218,7 +218,7 @@ def test_run_fold_and_choose_write_the_stage_files(cohort, tmp_path, monkeypatch
         paths[fold] = (d / "scores.json", d / "predictions_by_k.parquet", d / "model.joblib", d / "selected.csv")
         run_fold("features.parquet", "index.parquet", "splits.json", fold, cfg, *paths[fold])
     k = choose([p[0] for p in paths.values()], [p[1] for p in paths.values()], [p[3] for p in paths.values()],
-               cfg, out / "chosen_k.json", out / "predictions.parquet", out / "selected_features.csv",
+               out / "chosen_k.json", out / "predictions.parquet", out / "selected_features.csv",
                out / "cv_scores.csv", out / "feature_recurrence.csv")
     assert k in (2, 5)
     assert json.loads((out / "chosen_k.json").read_text())["k"] == k

@@ -13,6 +13,7 @@ import pytest
 from cinescar.errors import CohortError
 from cinescar.evaluation.report import build_report
 from cinescar.evaluation.study import evaluate_study
+from workflow_names import evaluation_outputs
 
 MODELS = {"radiomics": 0.8, "dl": 1.0, "fusion": 1.6}  # separation of LGE+ from LGE- images per model
 N_IMAGES = 3
@@ -74,8 +75,8 @@ CFG = {"seed": 1, "cohort": {"name": "fixture"}, "mlflow": {"enabled": False},
 
 def _evaluate(root: Path, cfg: dict, out: str = "evaluation") -> dict:
     paths = make_study(root)
-    return evaluate_study(paths, root / "index.parquet", root / "splits.json", root / "manifest.csv", root / out,
-                          cfg, selected_features={"radiomics": (root / "rad_selected.csv", root / "rad_choice.json")},
+    return evaluate_study(paths, root / "index.parquet", root / "splits.json", root / "manifest.csv",
+                          evaluation_outputs(root / out), cfg, selected_features={"radiomics": (root / "rad_selected.csv", root / "rad_choice.json")},
                           fusion_classifiers=root / "classifiers.csv", fusion_choice=root / "choice.json")
 
 
@@ -147,7 +148,8 @@ def test_a_patient_without_predictions_is_an_error(tmp_path, monkeypatch):
     dl = pd.read_parquet(paths["dl"])
     dl[dl["patient_id"] != "P000"].to_parquet(paths["dl"])  # P000 is an internal-test patient
     with pytest.raises(CohortError, match="patient P000"):
-        evaluate_study(paths, tmp_path / "index.parquet", tmp_path / "splits.json", None, tmp_path / "ev", CFG)
+        evaluate_study(paths, tmp_path / "index.parquet", tmp_path / "splits.json", None,
+                       evaluation_outputs(tmp_path / "ev"), CFG)
 
 
 def test_report_is_self_contained(study, tmp_path):

@@ -24,7 +24,7 @@ def study(tmp_path_factory):
 
 
 def _build(study, out: Path, final_models: Path | None = None) -> Path:
-    from cinescar.screening.bundle import build_bundle
+    from cinescar.screening.publish import build_bundle
 
     inputs = study.workflow_inputs()
     if final_models is not None:
@@ -537,6 +537,9 @@ def test_registered_pyfunc_model_predicts(study, bundle_dir, bundle, tmp_path, m
     monkeypatch.chdir(tmp_path)
     cfg = {"seed": 0, "cohort": {"name": "tiny"}, "mlflow": {"enabled": True,
                                                              "tracking_uri": f"sqlite:///{tmp_path}/mlflow.db"}}
+    from cinescar import tracking
+
+    tracking.configure(cfg)  # what the bundle job's script does (cinescar.jobs.setup_job)
     info = register_bundle(bundle_dir, cfg)
     assert info is not None and info["name"] == "cinescar-scar-screening" and str(info["version"]) == "1"
     with using_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db"):

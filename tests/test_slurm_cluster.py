@@ -299,7 +299,9 @@ def plugin_sbatch_line(rule: str, resources: dict, threads: int) -> str:
 
 def _shipped(rule: str) -> tuple[dict, int]:
     profile = yaml.safe_load(PROFILE.read_text(encoding="utf-8"))
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))
+    from cinescar.config import load_config
+
+    config = load_config()  # config/config.yaml resolved (it holds only what differs from the schema)
     return {**profile["default-resources"], **profile["set-resources"][rule]}, int(config["dl"]["threads"])
 
 

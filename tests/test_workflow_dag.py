@@ -76,9 +76,13 @@ def test_numeric_threads_come_from_the_config():
     DL and fusion jobs must take their thread count from the config (measured: 0.25 probability drift)."""
     for script in ("dl_train", "dl_tune", "fusion_fold"):
         text = (REPO / "workflow" / "scripts" / f"{script}.py").read_text(encoding="utf-8")
-        assert "threads=snakemake.threads" not in text
-        # from the config: the whole config or the rule's params (its config sections), never the granted cores
-        assert ('snakemake.config["' in text or "cfg = snakemake.params.cfg" in text) and '"]["threads"]' in text, script
+        assert "snakemake.threads" not in text
+        # from the rule's params (its config sections), never the granted cores
+        assert ("cfg = snakemake.params.cfg" in text and '"]["threads"]' in text) or "params(snakemake)" in text, script
+    # the DL job layer sets torch's threads from the params' dl.threads
+    dl_run = (REPO / "src" / "cinescar" / "dl" / "run.py").read_text(encoding="utf-8")
+    assert 'torch.set_num_threads(int(schema_section(cfg, "dl")["threads"]))' in dl_run
+    assert "snakemake" not in dl_run.replace("snakemake.input", "").replace("snakemake.output", "")
 
 
 def test_extraction_runs_in_chunks_of_images_laid_out_from_the_validation_report(tmp_path):

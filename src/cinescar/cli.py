@@ -1,8 +1,10 @@
 """`cinescar` command line: the actions that are not the workflow itself.
 
 The workflow runs through `snakemake` (see README); this CLI validates a cohort, writes the synthetic cohort,
-imports ACDC-format data and screens a new exam. One pattern (as nnU-Net's entry points): each command only
-parses its arguments, calls one library function `*_api` (`validate_api`, `synth_api`, `config_api`,
+imports ACDC-format data and screens a new exam. One pattern (as nnU-Net's entry points): each command's
+arguments are defined next to it (`cohort.cli`, `config`, `cohort.acdc`, `dicom.cli`, `screening.cli`,
+`screening.segment`: `add_arguments` + `main`) and only registered here; a command parses its arguments, calls
+one library function `*_api` (`validate_api`, `synth_api`, `config_api`,
 `import_acdc_api`, `import_dicom_api`, `screen_api`: plain typed functions, usable without argparse) and
 prints what it returns.
 Imports are deferred into each command so `--help` and `validate` start fast. Input problems print as one
@@ -19,40 +21,6 @@ from cinescar import __version__
 from cinescar.errors import CinescarError
 
 
-def _cmd_validate(args: argparse.Namespace) -> int:
-    from cinescar.cohort.validate import validate_api
-
-    report = validate_api(args.cohort, manifest_only=args.manifest_only, config=args.config,
-                          allow_outside_paths=args.allow_outside_paths, json_path=args.json)
-    print(f"cohort {args.cohort}: OK — {report.n_patients} patients ({report.n_internal} internal, "
-          f"{report.n_external} external, {report.n_lge_positive} LGE+), centres: {', '.join(report.centers)}")
-    for w in report.warnings:
-        print(f"warning: {w}")
-    return 0
-
-
-def _cmd_synth(args: argparse.Namespace) -> int:
-    from cinescar.cohort.synth import synth_api
-
-    manifest, figure = synth_api(args.out, config=args.config, patients=args.patients, external=args.external,
-                                 seed=args.seed, figure=args.figure)
-    print(f"synthetic cohort written: {manifest}")
-    if figure is not None:
-        print(f"figure: {figure}")
-    return 0
-
-
-def _cmd_config(args: argparse.Namespace) -> int:
-    import yaml
-
-    from cinescar.config import config_api
-
-    cfg, digest = config_api(args.config)
-    print(yaml.safe_dump(cfg, sort_keys=False), end="")
-    print(f"# config hash: {digest}")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cinescar", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"cinescar {__version__}")
@@ -60,28 +28,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    from cinescar import config as config_cli
+    from cinescar.cohort import cli as cohort_cli
+
     p = sub.add_parser("validate", help="run every input check on a cohort folder (manifest.csv + images)")
-    p.add_argument("cohort", help="cohort folder")
-    p.add_argument("--manifest-only", action="store_true", help="check the manifest only, do not read images")
-    p.add_argument("--json", help="also write the validation report as JSON here")
-    p.add_argument("--config", default=None, help="workflow config whose splits (folds, test fraction, seed) the "
-                   "cohort must allow (default config/config.yaml)")
-    p.add_argument("--allow-outside-paths", action="store_true", help="accept manifest paths that lead outside "
-                   "the cohort folder ('..', absolute paths, symlinks)")
-    p.set_defaults(func=_cmd_validate)
+    cohort_cli.add_validate_arguments(p)
+    p.set_defaults(func=cohort_cli.validate_main)
 
     p = sub.add_parser("synth", help="write the built-in synthetic multi-centre HCM cine cohort")
-    p.add_argument("--out", default="results/synthetic/cohort", help="cohort folder to write")
-    p.add_argument("--config", default=None, help="config file (default config/config.yaml)")
-    p.add_argument("--patients", type=int, default=None, help="internal patients (paper size: 759)")
-    p.add_argument("--external", type=int, default=None, help="external patients (paper size: 100)")
-    p.add_argument("--seed", type=int, default=None, help="seed (default: config seed)")
-    p.add_argument("--figure", default=None, help="also render a figure of a few patients to this PNG")
-    p.set_defaults(func=_cmd_synth)
+    cohort_cli.add_synth_arguments(p)
+    p.set_defaults(func=cohort_cli.synth_main)
 
     p = sub.add_parser("config", help="print the validated config with every default filled in")
-    p.add_argument("--config", default=None)
-    p.set_defaults(func=_cmd_config)
+    config_cli.add_arguments(p)
+    p.set_defaults(func=config_cli.main)
 
     try:
         from cinescar.cohort import acdc

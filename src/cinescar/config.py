@@ -1,5 +1,8 @@
 """Configuration: one YAML file, validated against one JSON schema, defaults filled from the schema.
 
+The schema is package data (`cinescar/data/schema.yaml`, loaded with importlib.resources) and the one home of
+every default; `config/config.yaml` holds only what the default study chooses differently (config/README.md).
+
 The same validation runs when Snakemake starts (`workflow/rules/common.smk`) and when the CLI loads a
 config, so a bad key or value stops both with the same message. The schema is the single place where a
 key's meaning and default are written down.
@@ -20,7 +23,18 @@ from cinescar.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO_ROOT / "config" / "config.yaml"
-SCHEMA = REPO_ROOT / "config" / "schema.yaml"
+
+
+def _packaged_schema() -> Path:
+    """The schema shipped inside the package (`cinescar/data/schema.yaml`, package data), so that an installed
+    cinescar finds it without a checkout. In the repository it is a link to `config/schema.yaml`, the file
+    people edit; a wheel carries the file itself."""
+    from importlib.resources import files
+
+    return Path(str(files("cinescar").joinpath("data", "schema.yaml")))
+
+
+SCHEMA = _packaged_schema()
 
 
 def _deep_update(base: dict, extra: dict) -> dict:
@@ -49,14 +63,22 @@ def _first_problem(cfg: dict, schema_path: Path) -> str | None:
 def validate_config(cfg: dict, schema_path: str | Path = SCHEMA) -> dict:
     """Validate in place and fill defaults; raise ConfigError naming the offending key.
 
-    jsonschema gives the short, key-level message users need; snakemake.utils.validate then fills the
-    schema's defaults exactly as the workflow does at start.
+    jsonschema gives the short, key-level message users need. The defaults are then filled as a deep merge: the
+    schema's whole default tree under what the config gives, a mapping key by key (a config that gives
+    `dl.tuning.search_space: {base_width: ...}` keeps the default learning-rate range), any other value whole.
+    That is what Snakemake does with `configfile:` files, so a config file that shows only what differs
+    (config/config.yaml) gives exactly what one that lists every default gave (issue 26). snakemake.utils.validate
+    then checks the result with the schema's own defaults filling anything left.
     """
     from snakemake.utils import validate
 
-    problem = _first_problem(cfg, Path(schema_path))
+    schema_path = Path(schema_path)
+    problem = _first_problem(cfg, schema_path)
     if problem:
         raise ConfigError(f"invalid configuration: {problem}")
+    filled = _deep_update(copy.deepcopy(_defaults(_schema(schema_path))), copy.deepcopy(cfg))
+    cfg.clear()
+    cfg.update(filled)
     validate(cfg, str(schema_path), set_default=True)
     return cfg
 
@@ -104,6 +126,13 @@ def schema_defaults(*section: str, schema_path: str | Path = SCHEMA) -> dict:
     return _defaults(node)
 
 
+def schema_default(*key: str, schema_path: str | Path = SCHEMA) -> Any:
+    """The schema's default of one key (`schema_default("seed")`, `schema_default("cohort", "name")`): the
+    fallback for `cfg.get(key, ...)` in code that may meet an unvalidated config, instead of a restated literal."""
+    *section, leaf = key
+    return schema_defaults(*section, schema_path=schema_path)[leaf]
+
+
 def schema_section(cfg: dict | None, *section: str, defaults: tuple[str, ...] | None = None) -> dict:
     """Section `section` of `cfg` (e.g. `schema_section(cfg, "dl", "training")`) over the schema's defaults for
     it: a key the config leaves out takes the schema's default, never a fallback restated in code.
@@ -128,3 +157,16 @@ def config_hash(cfg: dict[str, Any]) -> str:
     """A short, stable fingerprint of a config, used to tie outputs and MLflow runs to their config."""
     blob = json.dumps(cfg, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def add_arguments(parser) -> None:
+    """Arguments of `cinescar config` (registered by `cinescar.cli`)."""
+    parser.add_argument("--config", default=None, help="config file (default config/config.yaml)")
+
+
+def main(args) -> int:
+    """`cinescar config`: print the validated config, every default filled in, and its hash."""
+    cfg, digest = config_api(args.config)
+    print(yaml.safe_dump(cfg, sort_keys=False), end="")
+    print(f"# config hash: {digest}")
+    return 0

@@ -1,8 +1,15 @@
 """MLflow tracking that never stops a run.
 
-One experiment per cohort (`cinescar-<cohort.name>`), one parent run per config (tagged with the config's
-hash, so every job of one workflow run nests under the same parent, and a changed config gets a new one),
-nested runs per stage/fold/model. The SQLite store is created once by the `mlflow_init` rule, upstream of
+One experiment per cohort (`cinescar-<cohort.name>`, tagged as a model-training experiment so that MLflow 3's UI
+opens it on its runs, not on GenAI traces), one parent run per config (tagged with the config's hash, so every
+job of one workflow run nests under the same parent, and a changed config gets a new one), nested runs per
+stage and fold (`<stage>-fold<k>`, `<stage>-<step>`). The parent run spans the workflow: `mlflow_init` opens it,
+the Snakefile's onstart/onsuccess/onerror hooks set its status (`workflow_status`), and the evaluation job logs
+the study's headline numbers onto it (`log_headline`).
+
+Set up once per job, beside logging (`configure`, called by `cinescar.jobs.setup_job` from the rule's log file,
+its tracking-state input and the workflow's config): the job layer (`*/run.py`, `screening/publish.py`) then
+opens its runs by name (`start_run(name, tags)`); no module below it imports this one. The SQLite store is created once by the `mlflow_init` rule, upstream of
 every logging rule, because two processes creating a fresh SQLite store at once crash one of them.
 
 If the tracking server cannot be reached, every call degrades to writing the same records as JSON under
@@ -30,10 +37,25 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from cinescar.config import config_hash, schema_section
+from cinescar.public import _CREDENTIALS, public  # noqa: F401 (public: re-exported)
 
 log = logging.getLogger(__name__)
 ROOT = Path("results/mlflow")
 READY = ROOT / "tracking.json"
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+"""MLflow 3's experiment-type tag (its UI reads it to choose the runs view over the GenAI traces view)."""
+
+_JOB: dict[str, Any] = {"cfg": None, "state": READY}
+"""This process's tracking set-up (`configure`): the workflow's config (names the parent run) and its state file."""
+
+
+def configure(cfg: dict | None, state_path: str | Path | None = None) -> None:
+    """Set up tracking for this job once: `cfg` is the workflow's whole config (the parent run is its hash's),
+    `state_path` the rule's tracking-state input (tracking.json, written by `mlflow_init`).
+
+    Before it is called (a library function used from a notebook or a test) runs are recorded offline as JSON."""
+    _JOB["cfg"] = cfg
+    _JOB["state"] = Path(state_path) if state_path else READY
 
 
 def tracking_uri(cfg: dict) -> str:
@@ -43,43 +65,6 @@ def tracking_uri(cfg: dict) -> str:
         # relative SQLite paths are relative to the working directory; make them absolute for artifacts' sake
         uri = "sqlite:///" + str(Path(uri[len("sqlite:///"):]).resolve())
     return uri
-
-
-_CREDENTIALS = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
-
-
-def public(value: Any) -> Any:
-    """`value` (str, or dicts/lists of them) without credentials in URIs and without absolute paths.
-
-    MLflow params and tags, logs and the bundle are shared beyond the machine that made them: a tracking URI
-    with `user:token@` or a path like /home/<name>/... must not travel with them.
-    """
-    if isinstance(value, dict):
-        return {k: public(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(public(v) for v in value)
-    if isinstance(value, Path):
-        return _relative(str(value))
-    if not isinstance(value, str):
-        return value
-    text = _CREDENTIALS.sub(lambda m: m.group("scheme"), value)
-    for prefix in ("sqlite:///", "file://"):
-        if text.startswith(prefix) and text[len(prefix):].startswith("/"):
-            return prefix + _relative(text[len(prefix):])
-    if os.path.isabs(text) and "\n" not in text:
-        return _relative(text)
-    return text
-
-
-def _relative(path: str) -> str:
-    """An absolute path relative to the working (run) directory, else only its last component."""
-    p = Path(path)
-    if not p.is_absolute():
-        return path
-    try:
-        return p.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except (ValueError, OSError):
-        return f"<outside the run directory>/{p.name}"
 
 
 def timeout_s(cfg: dict) -> float:
@@ -131,7 +116,7 @@ def _experiment_id(client, cfg: dict) -> str:
     artifacts = None
     if tracking_uri(cfg).startswith("sqlite:"):
         artifacts = (ROOT / "artifacts").resolve().as_uri()
-    return client.create_experiment(name, artifact_location=artifacts)
+    return client.create_experiment(name, artifact_location=artifacts, tags=EXPERIMENT_KIND)
 
 
 def init_tracking(cfg: dict, out: str | Path = READY) -> dict:
@@ -150,6 +135,8 @@ def init_tracking(cfg: dict, out: str | Path = READY) -> dict:
                 Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
             client = _client(cfg)
             state["experiment_id"] = _experiment_id(client, cfg)
+            for key, value in EXPERIMENT_KIND.items():  # also on an experiment made by an older cinescar
+                client.set_experiment_tag(state["experiment_id"], key, value)
             # the workflow's parent run, made once here: every job nests under the id it reads from this file
             state["parent_run_id"] = _parent_run(client, state["experiment_id"], cfg)
             state["parent_config_hash"] = config_hash(cfg)
@@ -240,7 +227,7 @@ def _parent_run(client, experiment_id: str, cfg: dict) -> str:
         flat = _flatten(public(cfg))
         client.log_batch(run.info.run_id, params=[Param(k, str(v)[:6000]) for k, v in list(flat.items())[:100]])
         client.log_dict(run.info.run_id, public(cfg), "config.json")
-        client.set_terminated(run.info.run_id, "FINISHED")  # a container for the nested runs
+        # left RUNNING: it spans the workflow, whose end hooks set its status (`workflow_status`)
         return run.info.run_id
 
 
@@ -255,17 +242,73 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def job_config() -> dict | None:
+    """The workflow's config this job was set up with (`configure`): the bundle records it as provenance."""
+    return _JOB["cfg"]
+
+
+def _recorded_parent(state: dict | None) -> str | None:
+    """The parent run `mlflow_init` recorded, if it is this job's config's (after a config change mlflow_init is
+    not rerun: the jobs of the new config find or make their own parent by config hash)."""
+    cfg = _JOB["cfg"]
+    if not state or not state.get("reachable") or cfg is None:
+        return None
+    return state.get("parent_run_id") if state.get("parent_config_hash") == config_hash(cfg) else None
+
+
+def log_headline(metrics: dict[str, float]) -> None:
+    """The study's headline numbers onto the workflow's parent run (what a user browsing the experiment sees
+    first); silently nothing when tracking is off, offline, or the parent is not this config's."""
+    state_path = Path(_JOB["state"])
+    state = json.loads(state_path.read_text()) if state_path.exists() else None
+    parent = _recorded_parent(state)
+    if parent is None or not metrics:
+        return
+    logger = RunLogger(_client(_JOB["cfg"]), parent, ROOT / "offline" / "workflow.json")
+    logger.log_metrics(metrics)
+
+
+def workflow_status(cfg: dict, state_path: str | Path, status: str) -> None:
+    """Set the workflow's parent run to `status` (RUNNING at start, FINISHED or FAILED at the end): called by
+    the Snakefile's onstart/onsuccess/onerror hooks with the workflow's config, so the parent's status and
+    duration are the workflow's. Never fails a workflow: tracking off, unreachable or not set up yet is a no-op."""
+    path = Path(state_path)
+    state = json.loads(path.read_text()) if path.exists() else None
+    if not state or not state.get("reachable") or state.get("parent_config_hash") != config_hash(cfg):
+        return
+    try:
+        client = _client(cfg)
+        if status == "RUNNING":
+            client.update_run(state["parent_run_id"], status="RUNNING")
+        else:
+            client.set_terminated(state["parent_run_id"], status)
+    except Exception as exc:  # noqa: BLE001 - a tracking problem never fails the workflow
+        log.warning("MLflow: could not set the workflow run's status to %s (%s)", status,
+                    public(" ".join(str(exc).split())[:300]))
+
+
 @contextmanager
-def start_run(cfg: dict, run_name: str, tags: dict | None = None, state_path: str | Path = READY
-              ) -> Iterator[RunLogger]:  # fmt: skip
-    """A nested run under the workflow's parent run; JSON fallback under results/mlflow/offline/.
+def start_run(run_name: str, tags: dict | None = None) -> Iterator[RunLogger]:
+    """A nested run of this job (set up by `configure`) under the workflow's parent run; JSON fallback under
+    results/mlflow/offline/. Name it `<stage>-fold<k>` or `<stage>-<step>`: the name is what the UI lists."""
+    with open_run(_JOB["cfg"], run_name, tags, _JOB["state"]) as run:
+        yield run
+
+
+@contextmanager
+def open_run(cfg: dict | None, run_name: str, tags: dict | None = None, state_path: str | Path = READY
+             ) -> Iterator[RunLogger]:  # fmt: skip
+    """`start_run` for an explicit config and state file (tests, `start_run` itself).
 
     The parent is the one `mlflow_init` recorded in `state_path` (the rule's tracking.json) when it is
-    there, so a job does not search runs by config hash under a lock.
+    there, so a job does not search runs by config hash under a lock. Without a config (tracking not set up in
+    this process) the run is recorded offline only.
     """
     tags = {str(k): str(public(v)) for k, v in (tags or {}).items()}
     offline = ROOT / "offline" / f"{run_name.replace('/', '_')}.json"
     client = run_id = None
+    if cfg is None:
+        cfg = {"mlflow": {"enabled": False}}
     state = json.loads(Path(state_path).read_text()) if Path(state_path).exists() else None
     uri = tracking_uri(cfg)
     remote = uri.startswith(("http://", "https://"))

@@ -61,7 +61,7 @@ rule dl_train:
 
 rule dl_gather:
     input:
-        expand("results/dl/fold{fold}/predictions.parquet", fold=FOLDS),
+        predictions=expand("results/dl/fold{fold}/predictions.parquet", fold=FOLDS),
     output:
         predictions="results/dl/predictions.parquet",
         spread="results/dl/fold_spread.csv",

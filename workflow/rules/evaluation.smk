@@ -84,16 +84,26 @@ rule evaluate:
         table_s2=f"{EVALUATION}/table_s2.csv",
         table_s3=f"{EVALUATION}/table_s3.csv",
         summary=f"{EVALUATION}/summary.json",
-        # evidence (issue 12b, cinescar.evaluation.evidence): intervals, calibration, utility, subgroups
+        # evidence (issue 12b, cinescar.evaluation.evidence): intervals, calibration, utility, subgroups; every
+        # file the job writes is declared here (the job writes each under its name: the names live here only)
         evidence=multiext(
             f"{EVALUATION}/",
             "metrics_ci.csv",
             "auc_differences.csv",
             "calibration.csv",
             "reliability.csv",
+            "calibration_curve.csv",
+            "recalibration.csv",
             "decision_curve.csv",
             "utility.csv",
             "subgroups.csv",
+            "sample_size.csv",
+            "missing_values.csv",
+            "images_vs_score.csv",
+            "instability.csv",
+            "instability_points.csv",
+            "cutoff_uncertainty.csv",
+            "flow.csv",
             "evidence.json",
         ),
     log:
@@ -106,7 +116,7 @@ rule evaluate:
     resources:
         mem_mb=2000,
     params:
-        cfg=cfg_sections("screening", "evaluation"),
+        cfg=cfg_sections("screening", "evaluation", "clinical"),
     script:
         "../scripts/evaluation_evaluate.py"
 
@@ -117,6 +127,7 @@ rule report:
         delong=f"{EVALUATION}/delong.csv",
         final_models=f"{EVALUATION}/final_models.json",
         final_metrics=f"{EVALUATION}/final_metrics.csv",
+        operating_points=f"{EVALUATION}/operating_points.csv",
         roc=f"{EVALUATION}/roc.csv",
         summary=f"{EVALUATION}/summary.json",
         evidence=rules.evaluate.output.evidence,

@@ -1,6 +1,7 @@
 from cinescar.baselines.run import run_clinical
-from cinescar.logs import setup_logging
+from cinescar.jobs import setup_job
 
-setup_logging(snakemake.log[0])
+setup_job(snakemake)
+# the fit reads the rule's params only (its config sections); tracking was set up from the rule above
 inp, out = snakemake.input, snakemake.output
-run_clinical(inp.manifest, inp.index, inp.splits, snakemake.config, out.predictions, out.status, out.model)
+run_clinical(inp.manifest, inp.index, inp.splits, snakemake.params.cfg, out.predictions, out.status, out.model)

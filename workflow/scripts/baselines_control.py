@@ -1,7 +1,8 @@
 from cinescar.baselines.run import run_control
-from cinescar.logs import setup_logging
+from cinescar.jobs import setup_job
 
-setup_logging(snakemake.log[0])
+setup_job(snakemake)
+# the fit reads the rule's params only (its config sections); tracking was set up from the rule above
 inp, out = snakemake.input, snakemake.output
-run_control(snakemake.params.kind, inp.index, inp.splits, snakemake.config, out.predictions, out.status, out.model,
+run_control(snakemake.params.kind, inp.index, inp.splits, snakemake.params.cfg, out.predictions, out.status, out.model,
             features_path=getattr(inp, "features", None))

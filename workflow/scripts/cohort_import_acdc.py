@@ -1,9 +1,9 @@
 from pathlib import Path
 
 from cinescar.cohort.acdc import import_acdc
-from cinescar.logs import setup_logging
+from cinescar.jobs import setup_job
 
-setup_logging(snakemake.log[0])
+setup_job(snakemake)
 acdc = snakemake.params.cfg["acdc"]
 options = {"label_map": acdc["label_map"], "center": acdc["center"], "vendor": acdc["vendor"],
            "with_masks": acdc["study_masks"]}

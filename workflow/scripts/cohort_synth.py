@@ -1,9 +1,9 @@
 from pathlib import Path
 
 from cinescar.cohort.synth import generate_cohort
-from cinescar.logs import setup_logging
+from cinescar.jobs import setup_job
 
-setup_logging(snakemake.log[0])
+setup_job(snakemake)
 syn = dict(snakemake.params.cfg["synthetic"])
 # the cohort folder is the manifest's (the rule names the file, the library writes beside it)
 generate_cohort(Path(snakemake.output.manifest).parent, n_internal=int(syn.pop("internal_patients")),

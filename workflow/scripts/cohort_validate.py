@@ -1,8 +1,8 @@
 from pathlib import Path
 
 from cinescar.cohort.validate import validate_cohort
-from cinescar.logs import setup_logging
+from cinescar.jobs import setup_job
 
-setup_logging(snakemake.log[0])
+setup_job(snakemake)
 validate_cohort(Path(snakemake.input.manifest).parent, cfg=snakemake.params.cfg).to_json(
     snakemake.output.validation)

@@ -1,7 +1,7 @@
-from cinescar.logs import setup_logging
+from cinescar.jobs import inputs, outputs, setup_job
 
-setup_logging(snakemake.log[0])
+setup_job(snakemake)
 
-from cinescar.dl.train import gather_predictions  # noqa: E402
+from cinescar.dl.run import gather_job  # noqa: E402
 
-gather_predictions(list(snakemake.input), snakemake.output.predictions, snakemake.output.spread)
+gather_job(inputs(snakemake), outputs(snakemake))

@@ -1,9 +1,9 @@
 from pathlib import Path
 
-from cinescar.logs import setup_logging
+from cinescar.jobs import setup_job
 from cinescar.preprocessing.store import preprocess_center
 
-setup_logging(snakemake.log[0])
+setup_job(snakemake)
 # predicted masks are an input only where segmentation.masks asks for them (common.smk: predicted_masks_of)
 predicted = snakemake.input.get("predicted")
 preprocess_center(Path(snakemake.input.manifest).parent, snakemake.wildcards.center, Path(snakemake.output.index).parent,

@@ -1,5 +1,5 @@
-from cinescar.logs import setup_logging
+from cinescar.jobs import setup_job
 from cinescar.preprocessing.store import gather_index
 
-setup_logging(snakemake.log[0])
+setup_job(snakemake)
 gather_index(list(snakemake.input), snakemake.output.index)

@@ -1,6 +1,6 @@
-from cinescar.logs import setup_logging
+from cinescar.jobs import setup_job
 from cinescar.radiomics.extract import gather_features
 
-setup_logging(snakemake.log[0])
+setup_job(snakemake)
 gather_features(list(snakemake.input.features), list(snakemake.input.failures), snakemake.output.features,
                 snakemake.output.failures)

@@ -1,8 +1,7 @@
-from cinescar.logs import setup_logging
+from cinescar.jobs import inputs, outputs, params, setup_job
 
-setup_logging(snakemake.log[0])
+setup_job(snakemake)
 
 from cinescar.screening.run import deployment_job  # noqa: E402
 
-deployment_job({"patients": list(snakemake.input.patients), "features": list(snakemake.input.features)},
-               dict(snakemake.output), {"cfg": snakemake.params.cfg, "run_cfg": snakemake.config})
+deployment_job(inputs(snakemake), outputs(snakemake), params(snakemake))

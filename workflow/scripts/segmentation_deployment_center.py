@@ -1,8 +1,7 @@
-from cinescar.logs import setup_logging
+from cinescar.jobs import inputs, outputs, params, setup_job
 
-setup_logging(snakemake.log[0])
+setup_job(snakemake)
 
 from cinescar.screening.run import deployment_center_job  # noqa: E402
 
-deployment_center_job(dict(snakemake.input), dict(snakemake.output), {"cfg": snakemake.params.cfg},
-                      snakemake.wildcards.center)
+deployment_center_job(inputs(snakemake), outputs(snakemake), params(snakemake), snakemake.wildcards.center)

@@ -1,6 +1,6 @@
-from cinescar.logs import setup_logging
+from cinescar.jobs import setup_job
 from cinescar.segmentation.run import gather_job
 
-setup_logging(snakemake.log[0])
+setup_job(snakemake)
 gather_job({"tables": list(snakemake.input.tables)}, dict(snakemake.output),
-           {"cfg": snakemake.params.cfg, "run_cfg": snakemake.config})
+           {"cfg": snakemake.params.cfg})

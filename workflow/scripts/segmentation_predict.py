@@ -1,6 +1,6 @@
-from cinescar.logs import setup_logging
+from cinescar.jobs import setup_job
 
-setup_logging(snakemake.log[0])
+setup_job(snakemake)
 
 from cinescar.segmentation.run import predict_job  # noqa: E402
 

@@ -1,5 +1,5 @@
-from cinescar.logs import setup_logging
+from cinescar.jobs import setup_job
 from cinescar.segmentation.run import crossfit_job
 
-setup_logging(snakemake.log[0])
+setup_job(snakemake)
 crossfit_job(dict(snakemake.input), dict(snakemake.output), {"cfg": snakemake.params.cfg})

@@ -1,9 +1,9 @@
-from cinescar.logs import setup_logging
+from cinescar.jobs import setup_job
 
-setup_logging(snakemake.log[0])
+setup_job(snakemake)
 
 from cinescar.segmentation.run import train_job  # noqa: E402  (after logging: MONAI logs at import)
 
 # The network reads the rule's params only; the whole config reaches MLflow only (the parent run it nests under).
-train_job(dict(snakemake.input), dict(snakemake.output), {"cfg": snakemake.params.cfg, "run_cfg": snakemake.config},
+train_job(dict(snakemake.input), dict(snakemake.output), {"cfg": snakemake.params.cfg},
           int(snakemake.wildcards.fold))

@@ -57,7 +57,7 @@ class ClinicalSettings:
     @classmethod
     def from_config(cls, cfg: dict) -> ClinicalSettings:
         section = dict(cfg.get("clinical") or {})
-        unknown = sorted(set(section.get("variables", ())) - set(KNOWN_VARIABLES))
+        unknown = sorted(set(section.get("variables") or ()) - set(KNOWN_VARIABLES))
         if unknown:
             raise CinescarError(f"clinical.variables {unknown} are not clinical columns of the manifest contract "
                                 f"({', '.join(KNOWN_VARIABLES)})")

@@ -18,9 +18,8 @@ import pandas as pd
 
 from cinescar import tracking
 from cinescar.baselines import clinical, combined, controls
-from cinescar.evaluation.metrics import auc_or_nan
-from cinescar.evaluation.screening import patient_probabilities
 from cinescar.models import CLINICAL, COMBINED, MODEL_LABELS
+from cinescar.predictions import auc_or_nan, patient_probabilities
 from cinescar.cohort.splits import load_splits
 from cinescar.radiomics.model import RadiomicsSettings
 
@@ -41,8 +40,8 @@ def _val_auc(patient_probs: pd.DataFrame, lge: pd.Series) -> float:
     return auc_or_nan(lge.loc[val["patient_id"]].to_numpy(dtype=int), val["prob"].to_numpy())
 
 
-def _log(cfg: dict, model: str, status: dict, files: list[str | Path]) -> None:
-    with tracking.start_run(cfg, model, {"stage": "baselines", "model": model}) as run:
+def _log(model: str, status: dict, files: list[str | Path]) -> None:
+    with tracking.start_run(f"baselines-{model}", {"stage": "baselines", "model": model}) as run:
         run.log_params({"available": status["available"], "variables": status.get("variables", []),
                         **{k: v for k, v in status.get("settings", {}).items()}})
         run.log_metrics({f"fold{f}.val_auc": v["val_auc"] for f, v in status.get("folds", {}).items()
@@ -82,7 +81,7 @@ def run_clinical(manifest_path: str | Path, index_path: str | Path, splits_path:
     preds = pd.concat(frames, ignore_index=True) if frames else clinical.empty_predictions()
     _write(preds, status, {"models": models, "variables": data.variables, "columns": list(data.X.columns)},
            predictions_out, status_out, model_out)
-    _log(cfg, CLINICAL, status, [status_out])
+    _log(CLINICAL, status, [status_out])
     return status
 
 
@@ -124,7 +123,7 @@ def run_combined(image_model: str, image_predictions: str | Path, manifest_path:
     preds = pd.concat(frames, ignore_index=True) if frames else clinical.empty_predictions()
     _write(preds, status, {"models": models, "stacking": pd.concat(stacks, ignore_index=True) if stacks else None},
            predictions_out, status_out, model_out)
-    _log(cfg, name, status, [status_out])
+    _log(name, status, [status_out])
     return status
 
 
@@ -151,5 +150,5 @@ def run_control(kind: str, index_path: str | Path, splits_path: str | Path, cfg:
                                       "coefficients": r.models[int(k)].coefficients.to_dict()}
                         for r in results}}  # fmt: skip
     _write(preds, status, {r.fold: r.models[int(k)] for r in results}, predictions_out, status_out, model_out)
-    _log(cfg, kind, status, [status_out])
+    _log(kind, status, [status_out])
     return status

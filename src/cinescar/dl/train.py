@@ -244,13 +244,15 @@ def fit_network(
                      selection_metric=metric, pos_weight=pos_weight, stopped_epoch=best.stopped_epoch)
 
 
-def save_model(net: ScarNet, ckpt_path: str | Path, meta: dict | None = None) -> Path:
-    """Plain state_dict to `ckpt_path` and the network's hyperparameters (+ meta) to `hparams.json` beside it."""
+def save_model(net: ScarNet, ckpt_path: str | Path, meta: dict | None = None,
+               hparams_path: str | Path | None = None) -> Path:
+    """Plain state_dict to `ckpt_path` and the network's hyperparameters (+ meta) to `hparams_path` (default
+    `hparams.json` beside it, the name `dl.inference.load_model` looks for)."""
     ckpt_path = Path(ckpt_path)
     ckpt_path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, ckpt_path)
     hparams = {"network": net.hparams_dict, **(meta or {})}
-    hp_path = ckpt_path.with_name("hparams.json")
+    hp_path = Path(hparams_path) if hparams_path else ckpt_path.with_name("hparams.json")
     hp_path.write_text(json.dumps(_nan_to_none(hparams), indent=1, default=_json_default, allow_nan=False))
     return hp_path
 
@@ -309,6 +311,28 @@ def scar_positive_test(preds: pd.DataFrame, index: pd.DataFrame, n: int) -> pd.D
     return test.sort_values(["prob", "image_id"], ascending=[False, True], kind="mergesort").head(n)
 
 
+@dataclass
+class FoldTraining:
+    """What training one fold produced, before anything is written: the job layer (`cinescar.dl.run`) writes
+    it under the rule's output names and logs it to MLflow."""
+
+    fold: int
+    seed: int
+    seeds: list[int]
+    params: dict
+    training: dict
+    metric: str
+    result: FitResult
+    """The first seed's fit (its network gives the features, the checkpoint and Grad-CAM)."""
+    results: list[FitResult]
+    features: pd.DataFrame
+    predictions: pd.DataFrame
+    curve: pd.DataFrame
+    meta: dict
+    n_train: int
+    n_val: int
+
+
 def train_fold(
     index: pd.DataFrame,
     splits: dict,
@@ -316,22 +340,18 @@ def train_fold(
     store_root: str | Path,
     cfg: dict,
     tuned: dict | None,
-    out_dir: str | Path,
-    gradcam_dir: str | Path,
     *,
-    run_cfg: dict | None = None,
-) -> dict:
-    """The `dl_train` job: train fold `fold`, write model.ckpt, hparams.json, predictions, features, Grad-CAM.
+    root_dir: str | Path | None = None,
+    on_epoch: Callable[[int, dict], None] | None = None,
+) -> FoldTraining:
+    """Train fold `fold`: fit (one network per seed), keep the best epoch, predict and extract DL features.
 
-    `cfg` holds what training reads (section `dl`, `seed`: the rule's params); `run_cfg`, the workflow's whole
-    config (default `cfg`), is read by MLflow only (the parent run to nest under). `tuned` the chosen
+    `cfg` holds what training reads (section `dl`, `seed`: the rule's params); `tuned` the chosen
     hyperparameters (best_params.json's "params"). Only the fold's `train` images fit weights, `val` images
-    choose the epoch; val_all, test and external images are only predicted.
+    choose the epoch; val_all, test and external images are only predicted. `on_epoch(seed_number, record)`
+    sees every epoch's metrics (the job layer logs them to MLflow); `root_dir` is Lightning's root folder.
     """
-    from cinescar import tracking
-    from cinescar.dl.gradcam import gradcam_maps, render_overlay
     from cinescar.cohort.splits import fold_images
-    from cinescar.preprocessing.store import load_arrays
 
     dl_cfg = schema_section(cfg, "dl")  # top-level dl keys (seeds, inference_batch_size) the config leaves out
     seed = int(cfg.get("seed", schema_defaults()["seed"])) + int(fold)
@@ -340,8 +360,6 @@ def train_fold(
         raise CinescarError(f"dl.seeds must be >= 1, got {n_seeds}")
     seeds = [seed + SEED_STRIDE * s for s in range(n_seeds)]
     training = schema_section(dl_cfg, "training", defaults=("dl", "training"))
-    out_dir, gradcam_dir = Path(out_dir), Path(gradcam_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     roles = fold_images(index, splits, fold)
     params = merged_params(dl_cfg, tuned)
     log.info("fold %d: %d training, %d validation images; %d seed(s); params %s", fold, len(roles["train"]),
@@ -351,87 +369,67 @@ def train_fold(
     val_groups = roles["val"]["patient_id"].astype(str).to_numpy()
     metric = check_metric(str(training["selection_metric"]))
 
-    with tracking.start_run(run_cfg or cfg, f"dl-fold{fold}", {"stage": "dl", "model": "dl", "fold": fold}) as run:
-        run.log_params({**{f"net.{k}": v for k, v in params.items()}, "seed": seed, "fold": fold,
-                        "n_train": len(roles["train"]), "n_val": len(roles["val"]), "seeds": n_seeds,
-                        **{f"training.{k}": v for k, v in training.items()}})
-        device = resolve_device(str(training["accelerator"]))
-        batch = int(dl_cfg["inference_batch_size"])
-        results, prob_runs = [], []
-        for k, s in enumerate(seeds):
-            def to_mlflow(record: dict, trainer: pl.Trainer, k: int = k) -> None:
-                prefix = "" if k == 0 else f"seed{k}_"
-                run.log_metrics({f"{prefix}{name}": v for name, v in record.items()
-                                 if name != "epoch" and not _isnan(v)}, step=record["epoch"])
+    device = resolve_device(str(training["accelerator"]))
+    batch = int(dl_cfg["inference_batch_size"])
+    results, prob_runs = [], []
+    for k, s in enumerate(seeds):
+        def epoch_end(record: dict, trainer: pl.Trainer, k: int = k) -> None:
+            if on_epoch is not None:
+                on_epoch(k, record)
 
-            result = fit_network(train_arrays, val_arrays, params, training, dl_cfg.get("augmentation", {}), s,
-                                 callbacks=[EpochCallback(to_mlflow)], root_dir=out_dir, val_groups=val_groups)
-            net = result.net.to(device)
-            # One inference pass over every image: probabilities for the prediction roles, and (first seed)
-            # the DL features for all.
-            probs, feats = predict_index(net, index, store_root, batch_size=batch, device=device)
-            if k == 0:
-                first, first_feats = result, feats
-            else:
-                result.net = None  # only the first seed's network is kept
-            results.append(result)
-            prob_runs.append(probs)
-            log.info("fold %d seed %d: best epoch %d (%s %.4f), %d epochs run", fold, s, result.best["epoch"],
-                     metric, result.best.get(metric, math.nan), len(result.history))
-        result = first
+        result = fit_network(train_arrays, val_arrays, params, training, dl_cfg.get("augmentation", {}), s,
+                             callbacks=[EpochCallback(epoch_end)], root_dir=root_dir, val_groups=val_groups)
         net = result.net.to(device)
-        probs = np.mean(np.stack(prob_runs), axis=0)  # the seeds' average probability per image
-        features_table(index["image_id"], first_feats).to_parquet(out_dir / "features.parquet", index=False)
-        prob_of = pd.Series(probs, index=index["image_id"].to_numpy())
-        parts = []
-        for role, split in ROLE_TO_SPLIT.items():
-            sub = roles[role]
-            parts.append(prediction_rows(sub, fold, split, prob_of.loc[sub["image_id"]].to_numpy(dtype=float)))
-        preds = pd.concat(parts, ignore_index=True)[PREDICTION_COLUMNS]
-        preds.to_parquet(out_dir / "predictions.parquet", index=False)
-        curve = selection_curve(results, seeds, metric)
-        curve.to_csv(out_dir / "selection_curve.csv", index=False)
+        # One inference pass over every image: probabilities for the prediction roles, and (first seed)
+        # the DL features for all.
+        probs, feats = predict_index(net, index, store_root, batch_size=batch, device=device)
+        if k == 0:
+            first, first_feats = result, feats
+        else:
+            result.net = None  # only the first seed's network is kept
+        results.append(result)
+        prob_runs.append(probs)
+        log.info("fold %d seed %d: best epoch %d (%s %.4f), %d epochs run", fold, s, result.best["epoch"],
+                 metric, result.best.get(metric, math.nan), len(result.history))
+    result = first
+    result.net = result.net.to(device)
+    probs = np.mean(np.stack(prob_runs), axis=0)  # the seeds' average probability per image
+    features = features_table(index["image_id"], first_feats)
+    prob_of = pd.Series(probs, index=index["image_id"].to_numpy())
+    parts = []
+    for role, split in ROLE_TO_SPLIT.items():
+        sub = roles[role]
+        parts.append(prediction_rows(sub, fold, split, prob_of.loc[sub["image_id"]].to_numpy(dtype=float)))
+    preds = pd.concat(parts, ignore_index=True)[PREDICTION_COLUMNS]
+    curve = selection_curve(results, seeds, metric)
+    result.net = result.net.to("cpu")
+    meta = {"fold": fold, "seed": seed, "seeds": seeds, "params": params, "selection_metric": metric,
+            "pos_weight": result.pos_weight, "best": result.best, "history": result.history,
+            "stopped_epoch": result.stopped_epoch,
+            "per_seed": [{"seed": s, "best": r.best, "stopped_epoch": r.stopped_epoch,
+                          "epochs_run": len(r.history)} for s, r in zip(seeds, results)],
+            "n_parameters": count_parameters(result.net)}
+    return FoldTraining(fold=fold, seed=seed, seeds=seeds, params=params, training=training, metric=metric,
+                        result=result, results=results, features=features, predictions=preds, curve=curve,
+                        meta=meta, n_train=len(roles["train"]), n_val=len(roles["val"]))
 
-        net = net.to("cpu")
-        meta = {"fold": fold, "seed": seed, "seeds": seeds, "params": params, "selection_metric": metric,
-                "pos_weight": result.pos_weight, "best": result.best, "history": result.history,
-                "stopped_epoch": result.stopped_epoch,
-                "per_seed": [{"seed": s, "best": r.best, "stopped_epoch": r.stopped_epoch,
-                              "epochs_run": len(r.history)} for s, r in zip(seeds, results)],
-                "n_parameters": count_parameters(net)}
-        hp_path = save_model(net, out_dir / "model.ckpt", meta)
 
-        # Grad-CAM on the best scar-positive internal-test images.
-        gc = schema_section(dl_cfg, "gradcam", defaults=("dl", "gradcam"))
-        chosen = scar_positive_test(preds, index, int(gc["n_images"]))
-        pngs = []
-        for stale in gradcam_dir.glob("*.png"):  # this job's own folder: no overlay of an earlier run survives
-            stale.unlink()
-        if len(chosen):
-            sub = index.set_index("image_id").loc[chosen["image_id"]].reset_index()
-            images, masks = load_arrays(sub, store_root)
-            inputs = three_channels(images, masks)
-            maps = gradcam_maps(net, inputs, gc["layer"])
-            for (image_id, prob), x, heat in zip(chosen[["image_id", "prob"]].itertuples(index=False), inputs, maps):
-                png = render_overlay(x[0], x[1], heat, gradcam_dir / f"{image_id}.png",
-                                     title=f"{image_id}  P(scar)={prob:.2f}", alpha=float(gc["alpha"]))
-                pngs.append(png.name)
-        gradcam_dir.mkdir(parents=True, exist_ok=True)
-        (gradcam_dir / "done.json").write_text(json.dumps({"fold": fold, "layer": gc["layer"],
-                                                           "images": pngs}, indent=1))
+def gradcam_examples(net: ScarNet, preds: pd.DataFrame, index: pd.DataFrame, store_root: str | Path,
+                     gc: dict) -> list[tuple[str, float, np.ndarray, np.ndarray]]:  # fmt: skip
+    """(image_id, probability, 3-channel input, Grad-CAM map) of the best scar-positive internal-test images
+    (`dl.gradcam.n_images` of them); the job layer renders them."""
+    from cinescar.dl.gradcam import gradcam_maps
+    from cinescar.preprocessing.store import load_arrays
 
-        run.log_metrics({"best_epoch": result.best["epoch"], "epochs_run": len(result.history),
-                         **{f"best_{k}": result.best[k] for k in SELECTION_METRICS if not _isnan(result.best.get(k))},
-                         **({"pos_weight": result.pos_weight} if result.pos_weight is not None else {})})
-        run.set_tags({"best_epoch": result.best["epoch"], "selection_metric": metric})
-        for path in (out_dir / "model.ckpt", hp_path, out_dir / "selection_curve.csv"):
-            run.log_artifact(path)
-        for png in pngs:
-            run.log_artifact(gradcam_dir / png, "gradcam")
-    log.info("fold %d: best epoch %d (%s %.4f, val loss %.4f); %d predictions, %d feature rows, %d Grad-CAM",
-             fold, result.best["epoch"], metric, result.best.get(metric, math.nan), result.best["val_loss"],
-             len(preds), len(index), len(pngs))
-    return {"best": result.best, "history": result.history, "n_predictions": len(preds), "gradcam": pngs}
+    chosen = scar_positive_test(preds, index, int(gc["n_images"]))
+    if not len(chosen):
+        return []
+    sub = index.set_index("image_id").loc[chosen["image_id"]].reset_index()
+    images, masks = load_arrays(sub, store_root)
+    inputs = three_channels(images, masks)
+    maps = gradcam_maps(net, inputs, gc["layer"])
+    return [(str(image_id), float(prob), x, heat)
+            for (image_id, prob), x, heat in zip(chosen[["image_id", "prob"]].itertuples(index=False), inputs, maps)]
 
 
 def _isnan(v) -> bool:
@@ -452,30 +450,6 @@ def selection_curve(results: Sequence[FitResult], seeds: Sequence[int], metric: 
                          **{k: rec.get(k, math.nan) for k in CURVE_COLUMNS[4:-1]},
                          "best": int(rec["epoch"]) == int(r.best["epoch"])})
     return pd.DataFrame(rows, columns=CURVE_COLUMNS)
-
-
-def train_fold_from_files(
-    index_path: str | Path,
-    splits_path: str | Path,
-    store_root: str | Path,
-    params_path: str | Path | None,
-    cfg: dict,
-    fold: int,
-    out_dir: str | Path,
-    gradcam_dir: str | Path,
-    threads: int | None = None,
-    *,
-    run_cfg: dict | None = None,
-) -> dict:
-    """`train_fold` from the workflow's files (index, splits, store, best_params.json)."""
-    from cinescar.cohort.splits import load_splits
-    from cinescar.preprocessing.store import load_index
-
-    if threads:
-        torch.set_num_threads(int(threads))
-    tuned = json.loads(Path(params_path).read_text())["params"] if params_path else None
-    return train_fold(load_index(index_path), load_splits(splits_path), int(fold), store_root, cfg, tuned,
-                      out_dir, gradcam_dir, run_cfg=run_cfg)
 
 
 def patient_table(preds: pd.DataFrame) -> pd.DataFrame:
@@ -521,20 +495,10 @@ def fold_spread(preds: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([table, pd.DataFrame(summary, columns=SPREAD_COLUMNS)], ignore_index=True)
 
 
-def gather_predictions(paths: Sequence[str | Path], out: str | Path, spread_out: str | Path | None = None) -> pd.DataFrame:
-    """Concatenate the folds' predictions into `results/dl/predictions.parquet` (+ `fold_spread.csv`)."""
-    table = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+def gather_predictions(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """The folds' predictions as one table (`results/dl/predictions.parquet`), in (fold, split, image) order."""
+    table = pd.concat(list(tables), ignore_index=True)
     dup = table.duplicated(["fold", "image_id"])
     if dup.any():
         raise CinescarError(f"image {table.loc[dup, 'image_id'].iloc[0]} predicted twice in one fold")
-    table = table.sort_values(["fold", "split", "image_id"], kind="mergesort").reset_index(drop=True)
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    table.to_parquet(out, index=False)
-    if spread_out is not None:
-        spread = fold_spread(table)
-        spread.to_csv(spread_out, index=False)
-        val = spread[(spread["split"] == "val")].set_index("fold")["patient_auc"]
-        log.info("DL validation patient AUC per fold %s; pooled out-of-fold %.3f, fold SD %.3f",
-                 ", ".join(f"{v:.3f}" for k, v in val.items() if k not in ("mean", "sd", "pooled")),
-                 val.get("pooled", math.nan), val.get("sd", math.nan))
-    return table
+    return table.sort_values(["fold", "split", "image_id"], kind="mergesort").reset_index(drop=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from cinescar.config import schema_default
 from cinescar.evaluation.bootstrap import group_seed, percentile_interval, stratified_resamples
 from cinescar.evaluation.screening import choose_cutoff
 
@@ -73,6 +74,6 @@ def chain_table(patients: dict[str, pd.DataFrame], final: dict[str, dict], cohor
                 continue
             r = chain_bootstrap(dev["lge"].to_numpy(), dev["prob"].to_numpy(), pc["lge"].to_numpy(),
                                 pc["prob"].to_numpy(), target, conf, n_boot,
-                                group_seed(int(cfg.get("seed", 0)), "chain", model, cohort), level)  # fmt: skip
+                                group_seed(int(cfg.get("seed", schema_default("seed"))), "chain", model, cohort), level)  # fmt: skip
             rows.append({"model": model, "fold": info["fold"], "cohort": cohort, **r})
     return pd.DataFrame(rows, columns=CHAIN_COLUMNS)

@@ -8,7 +8,7 @@ docs/evaluation.md).
 (set on validation data by screening.py), and the recalibration maps are fitted on the development patients, so
 test and external patients reach nothing here but the scoring.
 
-Files (under `out`):
+Files (the `evaluate` rule's `evidence` outputs, each written to `outputs[name]`):
 
 | file | content |
 |---|---|
@@ -37,6 +37,7 @@ import json
 import logging
 import time
 from itertools import combinations
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,8 @@ import pandas as pd
 from scipy import stats
 from scipy.special import expit
 
+from cinescar.config import schema_default
+from cinescar.predictions import HELD_OUT
 from cinescar.cohort.contract import external_name
 from cinescar.errors import CinescarError
 from cinescar.evaluation.bootstrap import (INTERVAL_METRICS, auc_difference_interval, group_seed, percentile_interval,
@@ -65,7 +68,7 @@ log = logging.getLogger(__name__)
 KEYS = ["model", "fold", "cohort", "operating_point"]
 INTERVAL_COLUMNS = [f"{m}_{s}" for m in INTERVAL_METRICS for s in ("low", "high")]
 EXTERNAL = "external"
-EVALUATED = ("test", EXTERNAL)
+EVALUATED = HELD_OUT  # ("test", "external"): the split vocabulary is cinescar.predictions's
 POOLED = getattr(scr, "POOLED", "pooled")
 FINAL_FOLD = getattr(scr, "FINAL_FOLD", -1)
 """`fold` of the pooled out-of-fold validation rows (cohort val): each development patient scored by the one fold
@@ -374,19 +377,21 @@ def clinical_comparison(diffs: pd.DataFrame, models: list[str], primary: dict | 
 
 def evidence_tables(patients: dict[str, pd.DataFrame], metrics: pd.DataFrame, final: dict[str, dict],
                     manifest: pd.DataFrame | None, index: pd.DataFrame | None, cfg: dict,
-                    out: str | Path, primary: dict | None = None) -> dict[str, Path]:  # fmt: skip
-    """Write the evidence files listed in the module docstring; returns {name: path}. `primary`: the
+                    outputs: Mapping[str, str | Path], primary: dict | None = None, log_run=None
+                    ) -> dict[str, Path]:  # fmt: skip
+    """Write the evidence files listed in the module docstring, each to `outputs[name]` (the rule's names);
+    returns {name: path}. `primary`: the
     pre-specified comparison (cinescar.evaluation.primary), marked in the clinical comparison."""
     ev = cfg.get("evaluation", {})
     level = float(ev.get("ci_level", 0.95))
     n_boot = int(ev.get("n_bootstrap", 1000))
     dc = ev.get("decision_curve", {})
     grid = thresholds(float(dc.get("start", 0.01)), float(dc.get("stop", 0.6)), float(dc.get("step", 0.01)))
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    for path in outputs.values():
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
     names = external_names(manifest, index)
     cohorts = [*EVALUATED, *cohort_labels(names)]
-    res = Resamples(n_boot, int(cfg.get("seed", 0)))
+    res = Resamples(n_boot, int(cfg.get("seed", schema_default("seed"))))
     op = _default_op(metrics)
     patients, metrics = with_pooled_validation(patients, metrics, level)
 
@@ -417,7 +422,7 @@ def evidence_tables(patients: dict[str, pd.DataFrame], metrics: pd.DataFrame, fi
             if attrs is not None and len(row) and y.min() != y.max():
                 sg = subgroup_metrics(pc[["patient_id", "lge", "prob"]].assign(patient_id=lambda d: d["patient_id"].astype(str)),
                                       attrs, float(row["cutoff"].iloc[0]), n_boot, level,
-                                      group_seed(int(cfg.get("seed", 0)), model, cohort), method)  # fmt: skip
+                                      group_seed(int(cfg.get("seed", schema_default("seed"))), model, cohort), method)  # fmt: skip
                 subgroups.append(sg.assign(model=model, fold=info["fold"], cohort=cohort))
     t_total = time.process_time() - t0
 
@@ -435,7 +440,7 @@ def evidence_tables(patients: dict[str, pd.DataFrame], metrics: pd.DataFrame, fi
         "calibration_curve": flex,
         "sample_size": sample_size_table(cohort_sizes(patients, names),
                                          float(cfg.get("screening", {}).get("target_sensitivity", 0.90)), level),
-        "missing_values": missing_values(manifest, list(cfg.get("clinical", {}).get("variables", []))),
+        "missing_values": missing_values(manifest, list(cfg.get("clinical", {}).get("variables", schema_default("clinical", "variables")))),
         "images_vs_score": images_vs_score(patients, final),
         "flow": participant_flow(manifest, cohort_sizes(patients, names)),
         "cutoff_uncertainty": chain_table(patients, final, cohorts, lambda p, f, c: _select(p, f, c, names), cfg,
@@ -450,7 +455,7 @@ def evidence_tables(patients: dict[str, pd.DataFrame], metrics: pd.DataFrame, fi
     }  # fmt: skip
     files: dict[str, Path] = {}
     for name, df in frames.items():
-        files[name] = out / f"{name}.csv"
+        files[name] = Path(outputs[name])
         df.to_csv(files[name], index=False)
     headline = {
         "cohorts": cohort_sizes(patients, names),
@@ -463,11 +468,12 @@ def evidence_tables(patients: dict[str, pd.DataFrame], metrics: pd.DataFrame, fi
                       "cpu_seconds_evidence_total": round(t_total, 3), "metrics_rows": int(len(mci)),
                       "patient_sets": len(res._cache)},  # fmt: skip
     }
-    files["evidence"] = out / "evidence.json"
+    files["evidence"] = Path(outputs["evidence"])
     files["evidence"].write_text(json.dumps(headline, indent=2, default=float))
     log.info("evidence: %d metric rows with %d bootstrap replicates in %.2f s (all evidence %.2f s)", len(mci),
              n_boot, t_metrics, t_total)  # fmt: skip
-    log_evidence_to_mlflow(cfg, calib, utility, diffs)
+    if log_run is not None:  # the job layer's MLflow sink (cinescar.evaluation.run)
+        log_run("evaluation-evidence", {"metrics": evidence_metrics(calib, utility, diffs)})
     return files
 
 
@@ -475,10 +481,8 @@ def _mlflow_name(*parts: object) -> str:
     return ".".join(str(p).replace(":", "_").replace(" ", "_") for p in parts)
 
 
-def log_evidence_to_mlflow(cfg: dict, calib: pd.DataFrame, utility: pd.DataFrame, diffs: pd.DataFrame) -> None:
+def evidence_metrics(calib: pd.DataFrame, utility: pd.DataFrame, diffs: pd.DataFrame) -> dict[str, float]:
     """Calibration, utility per 100 and AUC differences of the final models as MLflow metrics (stage=evaluation)."""
-    from cinescar import tracking
-
     flat: dict[str, float] = {}
     for r in calib.to_dict("records"):
         recal = () if r.get("risk", AS_SCORED) == AS_SCORED else ("recalibrated",)
@@ -491,8 +495,4 @@ def log_evidence_to_mlflow(cfg: dict, calib: pd.DataFrame, utility: pd.DataFrame
     for r in diffs.to_dict("records"):
         for k in ("diff", "diff_low", "diff_high", "p"):
             flat[_mlflow_name("final", f"{r['model_a']}-{r['model_b']}", r["cohort"], f"auc_{k}")] = r[k]
-    flat = {k: float(v) for k, v in flat.items() if v is not None and np.isfinite(v)}
-    with tracking.start_run(cfg, "evidence", tags={"stage": "evaluation"}) as run:
-        items = list(flat.items())
-        for start in range(0, len(items), 500):
-            run.log_metrics(dict(items[start:start + 500]))
+    return {k: float(v) for k, v in flat.items() if v is not None and np.isfinite(v)}

@@ -18,6 +18,7 @@ from sklearn.metrics import roc_curve
 
 from cinescar.evaluation.delong import delong_ci
 from cinescar.errors import CinescarError
+from cinescar.predictions import auc_or_nan  # noqa: F401 (re-exported: the one AUC of the study)
 from cinescar.screening_rule import called_positive
 
 METRIC_COLUMNS = [
@@ -40,18 +41,6 @@ def confusion_counts(y_true: np.ndarray, prob: np.ndarray, cutoff: float) -> dic
     tp, fp = int(np.sum(pred & (y == 1))), int(np.sum(pred & (y == 0)))
     fn, tn = int(np.sum((1 - pred) & (y == 1))), int(np.sum((1 - pred) & (y == 0)))
     return {"tp": tp, "fp": fp, "tn": tn, "fn": fn}
-
-
-def auc_or_nan(y_true: np.ndarray, score: np.ndarray) -> float:
-    """Exact ROC AUC, NaN when only one class is present (instead of sklearn's exception)."""
-    y = np.asarray(y_true).astype(int)
-    m = int(y.sum())
-    if m == 0 or m == y.size:
-        return float("nan")
-    # Mann–Whitney with midranks (ties ½): equal to sklearn.metrics.roc_auc_score (tests/test_bootstrap.py),
-    # without its per-call validation overhead
-    ranks = stats.rankdata(np.asarray(score, dtype=float), method="average")
-    return float((ranks[y == 1].sum() - m * (m + 1) / 2.0) / (m * (y.size - m)))
 
 
 def screening_metrics(

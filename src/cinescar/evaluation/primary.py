@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from cinescar.config import schema_default
 from cinescar.errors import CinescarError
 from cinescar.evaluation.aligned import aligned
 from cinescar.evaluation.bootstrap import auc_replicates, group_seed, percentile_interval, stratified_resamples
@@ -148,7 +149,7 @@ def primary_comparison(cfg: dict, patients: dict[str, pd.DataFrame], final: dict
     try:
         res = compare(y, scores[spec.model], scores[spec.reference], spec.method, spec.alpha,
                       int(cfg.get("evaluation", {}).get("n_bootstrap", 1000)),
-                      group_seed(int(cfg.get("seed", 0)), "primary", spec.model, spec.cohort))  # fmt: skip
+                      group_seed(int(cfg.get("seed", schema_default("seed"))), "primary", spec.model, spec.cohort))  # fmt: skip
     except CinescarError as exc:  # e.g. a single LGE+ patient: DeLong's variance does not exist
         return {**base, "available": False, "reason": f"no primary comparison: {exc}"}
     return {**base, **res, "verdict": verdict(res["diff_low"], res["diff_high"])}

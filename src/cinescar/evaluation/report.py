@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from cinescar.config import config_hash
+from cinescar.config import config_hash, schema_default
 from cinescar.versions import package_versions
 from cinescar.evaluation.html_parts import _file_b64, _fmt_num, _fmt_p, _img, _read_csv, _table
 from cinescar.evaluation.report_evidence import evidence_html, headline_html
@@ -119,9 +119,10 @@ def build_report(
     index: str | Path | None = None,
     segmentation_dir: str | Path | None = None,
     deployment: dict[str, str | Path] | None = None,
+    versions_out: str | Path | None = None,
 ) -> Path:
-    """Write the self-contained HTML report from the evaluation's files; returns its path.
-
+    """Write the self-contained HTML report from the evaluation's files; returns its path. `versions_out`: where
+    the package versions go as JSON (the rule's `versions` output; default versions.json beside the report).
     `deployment`: the deployment case's files (`comparison`, `icc`) when the workflow measured it."""
     ev_dir = Path(evaluation_dir)
     ev = cfg.get("evaluation", {})
@@ -141,7 +142,7 @@ def build_report(
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<title>cinescar study report</title>", f"<style>{CSS}</style></head><body>",
         "<h1>cinescar: scar screening from non-contrast cine MRI — study report</h1>",
-        f"<p class='note'>Cohort <b>{html.escape(str(cfg.get('cohort', {}).get('name', '')))}</b>, config hash "
+        f"<p class='note'>Cohort <b>{html.escape(str(cfg.get('cohort', {}).get('name', schema_default('cohort', 'name'))))}</b>, config hash "
         f"<code>{config_hash(cfg)}</code>. Models: Radiomics, DL, DL-Radiomics (Fahmy et al., JCMR 2022). "
         f"A patient's probability is the maximum over its images; a patient is positive (LGE scan needed) when "
         f"it is ≥ the cut-off. {html.escape(cutoff_sentence(cfg, target, _read_csv(ev_dir / 'operating_points.csv')))}</p>",
@@ -265,7 +266,7 @@ def build_report(
 
     # --- provenance
     parts.append("<h2>Provenance</h2><h3>Configuration</h3>")
-    from cinescar.tracking import public  # the report is an MLflow artifact: no credentials, no absolute paths
+    from cinescar.public import public  # the report is an MLflow artifact: no credentials, no absolute paths
 
     parts.append(f"<pre>{html.escape(yaml.safe_dump(public(cfg), sort_keys=False, default_flow_style=False))}</pre>")
     parts.append("<h3>Package versions</h3>")
@@ -276,16 +277,6 @@ def build_report(
     out = Path(out_html)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(parts), encoding="utf-8")
-    out.with_name("versions.json").write_text(json.dumps(versions, indent=1))
+    Path(versions_out or out.with_name("versions.json")).write_text(json.dumps(versions, indent=1))
     log.info("report written to %s (%.0f kB)", out, out.stat().st_size / 1024)
-    return out
-
-
-def build_and_log_report(evaluation_dir: str | Path, out_html: str | Path, cfg: dict, **kwargs) -> Path:
-    """`build_report`, then log the HTML to MLflow (stage=evaluation)."""
-    from cinescar import tracking
-
-    out = build_report(evaluation_dir, out_html, cfg, **kwargs)
-    with tracking.start_run(cfg, "report", tags={"stage": "evaluation"}) as run:
-        run.log_artifact(out)
     return out

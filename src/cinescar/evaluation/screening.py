@@ -37,9 +37,8 @@ import pandas as pd
 from cinescar.evaluation.metrics import METRIC_COLUMNS, screening_metrics
 from cinescar.errors import CinescarError, CohortError
 from cinescar.screening_rule import PATIENT_AGGREGATE
-from cinescar.predictions import PREDICTION_COLUMNS
+from cinescar.predictions import PREDICTION_COLUMNS, SPLITS, check_predictions, patient_probabilities  # noqa: F401 (re-exported)
 
-SPLITS = ("val", "test", "external")
 VALIDATION = "validation"
 POOLED = "pooled"
 OPTIMISTIC = "optimistic"
@@ -58,57 +57,6 @@ FINAL_RULE_LABELS = {
     MEAN_RULE: "mean of the fold models' patient probabilities",
     BEST_ON_TEST_RULE: "optimistic (chosen on the internal test cohort): the fold with the highest internal-test AUC",
 }
-
-
-def _where(source: str | Path | None) -> str:
-    return f" {source}" if source is not None else ""
-
-
-def check_predictions(pred: pd.DataFrame, source: str | Path | None = None) -> None:
-    """Raise a clear error if a predictions table breaks the contract of architecture.md."""
-    missing = [c for c in PREDICTION_COLUMNS if c not in pred.columns]
-    if missing:
-        raise CinescarError(f"predictions{_where(source)} lack columns {missing}")
-    bad_split = sorted(set(pred["split"].astype(str)) - set(SPLITS))
-    if bad_split:
-        raise CinescarError(f"predictions{_where(source)}: unknown split values {bad_split}")
-    prob = pd.to_numeric(pred["prob"], errors="coerce").to_numpy(dtype=float)
-    bad = ~np.isfinite(prob) | (prob < 0) | (prob > 1)
-    if bad.any():
-        row = pred.loc[bad].iloc[0]
-        raise CohortError(
-            f"image {row['image_id']} (fold {row['fold']}) has probability {row['prob']!r} outside [0, 1]",
-            patient_id=str(row["patient_id"]),
-            path=source,
-        )
-    dup = pred.duplicated(["fold", "image_id"])
-    if dup.any():
-        row = pred.loc[dup].iloc[0]
-        raise CohortError(
-            f"image {row['image_id']} appears twice in fold {row['fold']}",
-            patient_id=str(row["patient_id"]),
-            path=source,
-        )
-
-
-def patient_probabilities(pred: pd.DataFrame, source: str | Path | None = None) -> pd.DataFrame:
-    """Patient-level table: one row per (fold, split, patient) with prob = max over its images.
-
-    Columns: fold, split, patient_id, lge, prob, n_images. A patient whose images carry different LGE
-    labels is an input error (the label is a patient property), never silently resolved.
-    """
-    check_predictions(pred, source)
-    df = pred.assign(lge=pred["lge"].astype(int), prob=pred["prob"].astype(float))
-    labels = df.groupby("patient_id")["lge"].nunique()
-    if (labels > 1).any():
-        pid = str(labels[labels > 1].index[0])
-        raise CohortError("images of this patient carry different LGE labels", patient_id=pid, path=source)
-    out = (
-        df.groupby(["fold", "split", "patient_id"], sort=True)
-        .agg(lge=("lge", "first"), prob=("prob", PATIENT_AGGREGATE), n_images=("image_id", "size"))
-        .reset_index()
-    )
-    return out
 
 
 def tolerance_rank(m: int, target_sensitivity: float, confidence: float) -> int:

@@ -32,12 +32,14 @@ import json
 import logging
 from dataclasses import dataclass, field
 from itertools import combinations
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from cinescar.config import schema_default
 from cinescar.errors import CinescarError, CohortError
 from cinescar.evaluation.aligned import aligned as _aligned
 from cinescar.evaluation.delong import delong_test
@@ -444,14 +446,22 @@ def evaluate_study(
     index_path: str | Path,
     splits_path: str | Path,
     manifest_path: str | Path | None,
-    out_dir: str | Path,
+    outputs: Mapping[str, str | Path],
     cfg: dict,
     selected_features: dict[str, tuple[str | Path, str | Path | None]] | None = None,
     fusion_classifiers: str | Path | None = None,
     fusion_choice: str | Path | None = None,
     statuses: dict[str, str | Path] | None = None,
+    log_run: RunSink | None = None,
 ) -> dict[str, Path]:
     """Run the whole evaluation and write its files; returns {name: path} of what was written.
+
+    `outputs` maps each file's name (`metrics`, `table1`, ..., `evidence`, `metrics_ci`, ...) to its path: the
+    `evaluate` rule's declared outputs (`cinescar.evaluation.run.evaluate_job` passes them), so the names live in
+    the rule only.
+
+    `log_run(name, record)` receives what goes to MLflow (the job layer, `cinescar.evaluation.run`, opens the
+    runs: no module below it imports tracking); None logs nothing.
 
     `predictions` maps model names (cinescar.models) to predictions.parquet files; `statuses` the baseline
     models to their status.json (the sentence shown when a model is not available on this cohort).
@@ -465,8 +475,8 @@ def evaluate_study(
     ev = cfg.get("evaluation", {})
     level = float(ev.get("ci_level", 0.95))
     alpha = float(ev.get("alpha", 0.05))
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    for path in outputs.values():
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
 
     index = pd.read_parquet(index_path)
     splits = load_splits(splits_path)
@@ -477,16 +487,16 @@ def evaluate_study(
     files: dict[str, Path] = {}
 
     def _csv(name: str, df: pd.DataFrame) -> None:
-        files[name] = out / f"{name}.csv"
+        files[name] = Path(outputs[name])
         _write_csv(df, files[name])
 
     _csv("patients", pd.concat([p.assign(model=m) for m, p in patients.items()], ignore_index=True)[
         ["model", "fold", "split", "patient_id", "lge", "prob", "n_images"]])
     _csv("metrics", metrics)
     _csv("operating_points", operating_points_table(study.operating_points))
-    files["operating_points_json"] = out / "operating_points.json"
+    files["operating_points_json"] = Path(outputs["operating_points_json"])
     files["operating_points_json"].write_text(json.dumps(study.operating_points, indent=2, default=float))
-    files["final_models"] = out / "final_models.json"
+    files["final_models"] = Path(outputs["final_models"])
     files["final_models"].write_text(json.dumps(final, indent=2))
     _csv("final_patients", pd.concat(
         [p[p["fold"] == final[m]["fold"]].assign(model=m, rule=final[m]["rule"]) for m, p in patients.items()],
@@ -495,7 +505,7 @@ def evaluate_study(
     _csv("delong", delong)
     incremental = incremental_table(patients, final, level)
     _csv("incremental", incremental)
-    _csv("roc", roc_table(patients, final, int(ev.get("n_bootstrap", 1000)), level, int(cfg.get("seed", 0))))
+    _csv("roc", roc_table(patients, final, int(ev.get("n_bootstrap", 1000)), level, int(cfg.get("seed", schema_default("seed")))))
 
     manifest = None
     if manifest_path is not None and Path(manifest_path).exists():
@@ -535,7 +545,8 @@ def evaluate_study(
     from cinescar.evaluation.primary import multiplicity_sentence, primary_comparison
 
     primary = primary_comparison(cfg, patients, final)
-    files.update(evidence_tables(patients, metrics, final, manifest, index, cfg, out, primary=primary))
+    files.update(evidence_tables(patients, metrics, final, manifest, index, cfg, outputs, primary=primary,
+                                 log_run=log_run))
     # --- end of evidence (issue 12b)
 
     summary = {
@@ -558,17 +569,21 @@ def evaluate_study(
         "incremental": incremental_verdicts(incremental, alpha, level, primary),
         "final_metrics": final_metrics.to_dict("records"),
     }
-    files["summary"] = out / "summary.json"
+    files["summary"] = Path(outputs["summary"])
     files["summary"].write_text(json.dumps(summary, indent=2, default=float))
-    log_to_mlflow(cfg, metrics, final, files)
+    if log_run is not None:
+        log_run("evaluation", evaluation_record(cfg, metrics, final, files))
     return files
 
 
-def log_to_mlflow(cfg: dict, metrics: pd.DataFrame, final: dict, files: dict[str, Path]) -> None:
-    """Every metric row as an MLflow metric `{model}.fold{f}.{cohort}.{op}.{metric}` (`{model}.final...` for
-    the mean final model); files as artifacts."""
-    from cinescar import tracking
+RunSink = Callable[[str, dict], None]
+"""`log_run(run name, {"params", "metrics", "dicts", "artifacts", "headline"})`: one MLflow run's content."""
 
+
+def evaluation_record(cfg: dict, metrics: pd.DataFrame, final: dict, files: dict[str, Path]) -> dict:
+    """Every metric row as an MLflow metric `{model}.fold{f}.{cohort}.{op}.{metric}` (`{model}.final...` for
+    the mean final model); files as artifacts; `headline`: the final models' AUC on test and external and the
+    primary comparison, for the workflow's parent run."""
     flat: dict[str, float] = {}
     for r in metrics.itertuples(index=False):
         where = "final" if int(r.fold) == FINAL_FOLD else f"fold{r.fold}"
@@ -589,12 +604,9 @@ def log_to_mlflow(cfg: dict, metrics: pd.DataFrame, final: dict, files: dict[str
             v = pc.get(k)
             if pc.get("available") and v is not None and np.isfinite(v):
                 flat[f"primary.{pc['model']}-{pc['reference']}.{pc['cohort']}.auc_{k}"] = float(v)
-    with tracking.start_run(cfg, "evaluation", tags={"stage": "evaluation"}) as run:
-        run.log_params({f"screening.{k}": v for k, v in cfg.get("screening", {}).items()}
-                       | {f"evaluation.{k}": v for k, v in cfg.get("evaluation", {}).items()})  # fmt: skip
-        items = list(flat.items())
-        for start in range(0, len(items), 500):  # MLflow accepts at most 1000 metrics per batch
-            run.log_metrics(dict(items[start:start + 500]))
-        run.log_dict(final, "final_models.json")
-        for path in files.values():
-            run.log_artifact(path)
+    headline = {k: v for k, v in flat.items() if k.startswith("primary.")
+                or (k.startswith("final.") and k.endswith(tuple(f".{c}_auc" for c in HELD_OUT)))}
+    return {"params": {f"screening.{k}": v for k, v in cfg.get("screening", {}).items()}
+            | {f"evaluation.{k}": v for k, v in cfg.get("evaluation", {}).items()},  # fmt: skip
+            "metrics": flat, "dicts": {"final_models.json": final}, "artifacts": list(files.values()),
+            "headline": headline}

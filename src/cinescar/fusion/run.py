@@ -48,18 +48,17 @@ def write_fold(result: FusionFoldResult, scores_out: str | Path, predictions_out
 
 def run_fold(radiomics_path: str | Path, dl_path: str | Path, index_path: str | Path, splits_path: str | Path,
              fold: int, cfg: dict, scores_out: str | Path, predictions_out: str | Path, model_out: str | Path,
-             threads: int = 1, *, run_cfg: dict | None = None) -> FusionFoldResult:  # fmt: skip
+             threads: int = 1) -> FusionFoldResult:
     """Fit fold `fold` of the DL-Radiomics model for every (k, classifier); write and log its files.
 
-    `cfg` holds the sections the fit reads (`fusion`, `radiomics`, `seed`: the rule's params); `run_cfg`, the
-    workflow's whole config (default `cfg`), is read by MLflow only (the parent run to nest under).
+    `cfg` holds the sections the fit reads (`fusion`, `radiomics`, `seed`: the rule's params).
     """
     settings = FusionSettings.from_config(cfg, threads=threads)
     features = fuse_features(pd.read_parquet(radiomics_path), pd.read_parquet(dl_path), str(radiomics_path),
                              str(dl_path))
     index = pd.read_parquet(index_path)
     splits = load_splits(splits_path)
-    with tracking.start_run(run_cfg or cfg, f"fusion-fold{fold}", {**TAGS, "fold": int(fold)}) as run:
+    with tracking.start_run(f"fusion-fold{fold}", {**TAGS, "fold": int(fold)}) as run:
         result = fit_fold(features, index, splits, int(fold), settings, source=f"{radiomics_path} + {dl_path}")
         write_fold(result, scores_out, predictions_out, model_out, settings)
         run.log_params({"k_candidates": list(settings.k_candidates), "classifiers": list(settings.classifiers),
@@ -90,11 +89,10 @@ def load_model(path: str | Path, choice_path: str | Path | None = None, k: int |
 
 def choose(score_paths: Sequence[str | Path], prediction_paths: Sequence[str | Path], cfg: dict,
            choice_out: str | Path, classifiers_out: str | Path, predictions_out: str | Path,
-           selected_out: str | Path, *, run_cfg: dict | None = None) -> dict:  # fmt: skip
+           selected_out: str | Path) -> dict:
     """Choose (k, classifier) over all folds; write choice.json, Table S1, selected features, predictions.
 
-    `cfg` holds the `fusion` section (the rule's params); `run_cfg`, the workflow's whole config (default
-    `cfg`), is read by MLflow only.
+    `cfg` holds the `fusion` section (the rule's params).
     """
     settings = FusionSettings.from_config(cfg)
     fold_scores = [json.loads(Path(p).read_text()) for p in score_paths]
@@ -128,7 +126,7 @@ def choose(score_paths: Sequence[str | Path], prediction_paths: Sequence[str | P
     selected.to_csv(selected_out, index=False)
     log.info("fusion: chose k=%d, classifier=%s (mean validation AUC %.3f)", k, clf,
              choice["classifier_mean_val_auc"][clf])
-    with tracking.start_run(run_cfg or cfg, "fusion-choose", TAGS) as run:
+    with tracking.start_run("fusion-choose", TAGS) as run:
         run.log_params({"chosen_k": k, "chosen_classifier": clf})
         run.log_metrics({f"mean_val_auc_k{kk}": v for kk, v in choice["k_mean_val_auc"].items()}
                         | {f"mean_val_auc_{c}": v for c, v in choice["classifier_mean_val_auc"].items()}

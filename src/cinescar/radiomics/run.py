@@ -46,18 +46,17 @@ def write_fold(result: FoldResult, scores_out: str | Path, predictions_out: str 
 
 def run_fold(features_path: str | Path, index_path: str | Path, splits_path: str | Path, fold: int, cfg: dict,
              scores_out: str | Path, predictions_out: str | Path, model_out: str | Path,
-             selected_out: str | Path, *, run_cfg: dict | None = None) -> FoldResult:
+             selected_out: str | Path) -> FoldResult:
     """Fit fold `fold`, write its files, log params/metrics/selected features/artifacts to MLflow.
 
     `cfg` holds the sections the fit reads (`radiomics`, `seed`: the rule's params, so that changing them
-    reruns the fold); `run_cfg`, the workflow's whole config (default `cfg`), is read by MLflow only, to
-    nest the run under the workflow's parent run (`tracking.start_run`).
+    reruns the fold); the MLflow run nests under the workflow's parent run (tracking set up by the job's script).
     """
     settings = RadiomicsSettings.from_config(cfg)
     features = pd.read_parquet(features_path)
     index = pd.read_parquet(index_path)
     splits = load_splits(splits_path)
-    with tracking.start_run(run_cfg or cfg, f"radiomics-fold{fold}", {**TAGS, "fold": int(fold)}) as run:
+    with tracking.start_run(f"radiomics-fold{fold}", {**TAGS, "fold": int(fold)}) as run:
         result = fit_fold(features, index, splits, int(fold), settings)
         write_fold(result, scores_out, predictions_out, model_out, selected_out, settings)
         params_file = cfg.get("radiomics", {}).get("params", "config/radiomics.yaml")
@@ -91,11 +90,11 @@ def load_model(path: str | Path, k: int | None = None, chosen_k_path: str | Path
 
 
 def choose(score_paths: Sequence[str | Path], prediction_paths: Sequence[str | Path],
-           selected_paths: Sequence[str | Path], cfg: dict, chosen_out: str | Path, predictions_out: str | Path,
+           selected_paths: Sequence[str | Path], chosen_out: str | Path, predictions_out: str | Path,
            selected_out: str | Path, cv_scores_out: str | Path, recurrence_out: str | Path) -> int:
     """Choose k by mean validation AUC over folds and write the stage's final tables.
 
-    The choice reads no config: `cfg` is the workflow's config, read by MLflow only (`tracking.start_run`).
+    The choice reads no config.
     """
     scores = [json.loads(Path(p).read_text()) for p in score_paths]
     cv = cv_table(scores)
@@ -117,7 +116,7 @@ def choose(score_paths: Sequence[str | Path], prediction_paths: Sequence[str | P
     cv.to_csv(cv_scores_out, index=False)
     rec.to_csv(recurrence_out, index=False)
     log.info("radiomics: chose k=%d (mean validation AUC %s)", k, means["mean"].round(3).to_dict())
-    with tracking.start_run(cfg, "radiomics-choose", TAGS) as run:
+    with tracking.start_run("radiomics-choose", TAGS) as run:
         run.log_params({"chosen_k": k})
         run.log_metrics({f"mean_val_auc_k{i}": float(r["mean"]) for i, r in means.iterrows()})
         for path in (chosen_out, cv_scores_out, selected_out, recurrence_out):

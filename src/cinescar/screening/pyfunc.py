@@ -130,13 +130,12 @@ def _db_backed(uri: str) -> bool:
                                                       "databricks")
 
 
-def register_bundle(bundle_dir: str | Path, cfg: dict, name: str | None = None, *,
-                    run_cfg: dict | None = None) -> dict | None:
+def register_bundle(bundle_dir: str | Path, cfg: dict, name: str | None = None) -> dict | None:
     """Log the bundle as a pyfunc model in a nested run (stage=bundle), register it and point the alias
     `bundle.model_alias` at the new version; None if not possible.
 
-    `cfg` holds the `bundle` and `mlflow` sections; `run_cfg`, the workflow's whole config (default `cfg`),
-    names the parent run the registration nests under (`tracking.start_run`)."""
+    `cfg` holds the `bundle` and `mlflow` sections; the run nests under the workflow's parent run (tracking set
+    up once by the job, `cinescar.jobs.setup_job`). Part of the `bundle` job's layer with `publish`, which calls it."""
     from cinescar import tracking
     from cinescar.screening.bundle import BUNDLE_JSON, sha256_file
 
@@ -153,7 +152,7 @@ def register_bundle(bundle_dir: str | Path, cfg: dict, name: str | None = None, 
         return None
     digest = sha256_file(Path(bundle_dir) / BUNDLE_JSON)
     try:
-        with tracking.start_run(run_cfg or cfg, "bundle", {"stage": "bundle", "model": "screening"}) as run:
+        with tracking.start_run("bundle-register", {"stage": "bundle", "model": "screening"}) as run:
             if run.client is None or run.run_id is None:
                 log.warning("MLflow tracking at %s is unavailable: the bundle is not registered", tracking.public(uri))
                 return None

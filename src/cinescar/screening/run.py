@@ -122,7 +122,7 @@ def deployment_job(inputs: dict, outputs: dict, params: dict) -> dict:
         key = f"{r.model}_{re.sub(r'[^a-z0-9]+', '_', r.role).strip('_')}"
         metrics |= {f"deployment_delta_auc_{key}": float(r.delta_auc),
                     f"deployment_agreement_{key}": float(r.decision_agreement)}
-    with tracking.start_run(params.get("run_cfg") or params["cfg"], "segmentation-deployment", TAGS) as run:
+    with tracking.start_run("segmentation-deployment", TAGS) as run:
         run.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
     log.info("deployment case: %d patients, %d features (ICC >= 0.75 for %.0f %%)", patients["patient_id"].nunique(),
              summary["features"], 100 * summary["share_icc_good"] if summary["features"] else float("nan"))

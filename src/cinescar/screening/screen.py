@@ -174,23 +174,6 @@ def radiomics_features(extractor, images: np.ndarray, masks: np.ndarray, image_i
     return table, failures
 
 
-# --------------------------------------------------------------------------------------------------- CNN
-
-
-def cnn_inputs(images: np.ndarray, masks: np.ndarray, size: int = 128) -> np.ndarray:
-    """(N, 3, size, size) = [image, mask, image x mask] of the centre crop, exactly as in training."""
-    from cinescar.dl.inference import three_channels
-
-    return three_channels(images, masks, size)
-
-
-def cnn_predict(net, inputs: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Probabilities (N,) and 256 DL features (N, 256) in eval mode, exactly as in training."""
-    from cinescar.dl.inference import predict
-
-    return predict(net, inputs, batch_size, "cpu")
-
-
 # ----------------------------------------------------------------------------------------------- screening
 
 
@@ -214,6 +197,7 @@ def screen_exam(bundle: Bundle, exam: Exam, gradcam_dir: str | Path | None = Non
     them between manual and predicted masks, `screening/deployment.py`).
     """
     from cinescar.dl.features import features_table
+    from cinescar.dl.inference import predict, three_channels
     from cinescar.fusion.model import fuse_features
     from cinescar.preprocessing.store import preprocess_exam
     from cinescar.radiomics.model import predict_images
@@ -259,8 +243,8 @@ def screen_exam(bundle: Bundle, exam: Exam, gradcam_dir: str | Path | None = Non
     for fold in sorted({*bundle.folds("dl"), *bundle.folds("fusion")}):
         size = int(bundle.cnns[fold].hparams_dict.get("input_size", 128))
         if size not in inputs:
-            inputs[size] = cnn_inputs(images, masks, size)
-        by_fold[fold] = cnn_predict(bundle.cnns[fold], inputs[size])
+            inputs[size] = three_channels(images, masks, size)  # the DL stage's own input, exactly
+        by_fold[fold] = predict(bundle.cnns[fold], inputs[size], 64, "cpu")  # eval mode, as in training
     timing["cnn"] = time.perf_counter() - t
 
     # per model and fold model: image probabilities (fold f's fused model reads CNN f's DL features)

@@ -106,7 +106,7 @@ def train_job(inputs: dict, outputs: dict, params: dict, fold: int) -> dict:
     log.info("network %d: %d training patients (%d stacks, %d slices), %d for early stopping", fold, len(fit_pids),
              n_fit, len(x), len(val_pids))
     net_params = network_params(seg)
-    with tracking.start_run(params.get("run_cfg") or cfg, f"segmentation-fold{fold}",
+    with tracking.start_run(f"segmentation-fold{fold}",
                             {**TAGS, "fold": int(fold)}) as run:
         result = train_network(x, y, vx, vy, net_params, seg, int(cfg["seed"]) + fold)
         run.log_params({"segmentation": seg, "train_patients": len(fit_pids), "val_patients": len(val_pids)})
@@ -255,7 +255,7 @@ def gather_job(inputs: dict, outputs: dict, params: dict) -> dict:
     qc_table = pd.DataFrame(qc_rows)
     atomic_write(outputs["qc"], lambda tmp: qc_table.to_csv(tmp, index=False))
     mean_dice = (manual.groupby("role")["dice_myocardium"].mean().to_dict() if len(manual) else {})
-    with tracking.start_run(params.get("run_cfg") or params["cfg"], "segmentation-evaluation", TAGS) as run:
+    with tracking.start_run("segmentation-evaluation", TAGS) as run:
         run.log_metrics({f"dice_myocardium_{r}": v for r, v in mean_dice.items()}
                         | {f"dice_lv_cavity_{r}": v for r, v in
                            manual.groupby("role")["dice_lv_cavity"].mean().to_dict().items()})
