@@ -109,3 +109,29 @@ def test_a_dry_run_of_the_workflow_plans_the_report(study):
     for rule in ("validate_cohort", "segmentation_train", "dl_train", "report", "bundle"):
         assert f"\n{rule} " in stats, rule
     assert "synth_cohort" not in stats
+
+
+def test_segmentation_gather_without_any_manual_mask(tmp_path, monkeypatch):
+    """A cohort without contours (every study mask predicted, the segmenter trained on extra_cohorts only): the
+    gather used to stop on KeyError 'dice_lv_cavity' (found by benchmarks/dicom_cohort_study.py). Now overlap.csv
+    keeps its columns with no row (the bundle reads it as no held-out Dice) and the report says "not measurable"."""
+    from cinescar.config import load_config
+    from cinescar.evaluation.report_segmentation import segmentation_section
+    from cinescar.segmentation.run import OVERLAP_COLUMNS, gather_job
+
+    monkeypatch.chdir(tmp_path)  # MLflow's records land in the test's folder
+    rows = [{"patient_id": f"P{i:03d}", "phase": phase, "network": "fold0", "confidence": 0.9,
+             "pred_lv_volume_ml": 120.0 - 40 * (phase == "ES"), "pred_myocardium_ml": 90.0, "pred_lv_mass_g": 95.0,
+             "pred_mwt_mm": 9.0, "center": "Rome", "vendor": "SynthVendor",
+             "role": ["development", "test", "external"][i], "has_manual": False, "qc_flags": "",
+             "pred_lvef": 33.3} for i in range(3) for phase in ("ED", "ES")]
+    pd.DataFrame(rows).to_parquet(tmp_path / "rome.parquet", index=False)
+    seg = tmp_path / "segmentation"
+    outputs = {k: str(seg / f"{k}.csv") for k in ("per_stack", "overlap", "agreement", "qc")}
+    result = gather_job({"tables": [str(tmp_path / "rome.parquet")]}, outputs, {"cfg": load_config()})
+    assert result == {"dice_myocardium": {}}
+    overlap = pd.read_csv(outputs["overlap"])
+    assert overlap.empty and list(overlap.columns) == OVERLAP_COLUMNS
+    assert set(pd.read_csv(outputs["qc"])["role"]) == {"development", "test", "external"}
+    html = "".join(segmentation_section(None, seg))
+    assert "no study patient has a manual mask" in html
