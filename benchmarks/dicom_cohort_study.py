@@ -1,7 +1,7 @@
 """From a folder of DICOM cine exams to the study's report: `cinescar import-dicom`, then the workflow (issue 23).
 
     PYTHONPATH=src .venv/bin/python benchmarks/dicom_cohort_study.py [--workdir DIR] [--cores 2]
-        [--internal 18] [--external 4] [--masks-only 8] [--epochs 8] [--no-workflow] [--no-reimport]
+        [--internal 18] [--external 4] [--masks-only 10] [--epochs 30] [--no-workflow] [--no-reimport]
 
 1. The synthetic cohort (`cinescar.cohort.synth`, seed --seed) gives --internal + --masks-only internal and
    --external external patients. Each study patient's ED stack becomes a DICOM cine of 16-30 phases whose LV
@@ -16,8 +16,8 @@
    points `cohort.path` at COHORT (`synthetic: false`) and, as a site without contours brings its cohort
    (config/acdc-nomasks.yaml), sets `segmentation.masks: predicted` with the --masks-only patients' NIfTI
    stacks and manual masks as `segmentation.extra_cohorts`: the workflow's own segmenter learns from them and
-   draws every study mask. `segmentation.max_epochs` is raised from .test's 1 to --epochs so its masks are
-   usable.
+   draws every study mask. The segmenter is made bigger than .test's smoke one (channels 8-32, crop 96,
+   --epochs epochs without early stop, learning rate 0.003) so its masks are usable.
 4. Unless --no-reimport: `cinescar import-dicom` again, this time with `--bundle RUN/results/bundle` and no
    `es_phase`, so the study's own (small, briefly trained) segmenter picks ES and writes the masks.
 
@@ -160,8 +160,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="everything is written here (default /tmp/cinescar-dicom-study; emptied first)")
     ap.add_argument("--internal", type=int, default=18, help="internal study patients (default 18, as .test)")
     ap.add_argument("--external", type=int, default=4, help="external study patients (default 4, as .test)")
-    ap.add_argument("--masks-only", type=int, default=8, help="contoured patients that only train the segmenter")
-    ap.add_argument("--epochs", type=int, default=8, help="segmentation.max_epochs (.test: 1)")
+    ap.add_argument("--masks-only", type=int, default=10, help="contoured patients that only train the segmenter")
+    ap.add_argument("--epochs", type=int, default=30, help="segmentation.max_epochs and patience (.test: 1)")
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--no-workflow", action="store_true", help="stop after the import and validation")
@@ -221,8 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     override = work / "dicom_study.yaml"
     override.write_text(json.dumps({
         "cohort": {"path": str(cohort), "synthetic": False, "name": "dicom-import"},
-        "segmentation": {"masks": "predicted", "extra_cohorts": [str(extra)], "max_epochs": args.epochs},
-    }, indent=1) + "\n")
+        "segmentation": {"masks": "predicted", "extra_cohorts": [str(extra)], "channels": [8, 16, 32], "crop": 96,
+                         "max_epochs": args.epochs, "patience": args.epochs, "learning_rate": 0.003},
+    }) + "\n")
     print(f"override {override.name}: {override.read_text().strip()}")
     run_dir = work / "run"
     log_path = work / "workflow.log"
