@@ -73,8 +73,12 @@ def segmentation_section(index_path: str | Path | None, seg_dir: str | Path | No
                  "by the network that did not train on them; test and external patients by the mean of all "
                  "networks, none of which saw them. Per centre and vendor: "
                  "<code>results/segmentation/overlap.csv</code>.</p>")
-    parts.append(_table(main.drop(columns=[c for c in ("center", "vendor") if c in main]),
-                        {c: (lambda v: _fmt_num(v, 3)) for c in ("dice_mean", "dice_median", "dice_min")}))
+    if main.empty:  # a cohort without contours: every study mask is the segmenter's
+        parts.append("<p class='note'>Not measurable: no study patient has a manual mask (the segmenter learnt "
+                     "from <code>segmentation.extra_cohorts</code>).</p>")
+    else:
+        parts.append(_table(main.drop(columns=[c for c in ("center", "vendor") if c in main]),
+                            {c: (lambda v: _fmt_num(v, 3)) for c in ("dice_mean", "dice_median", "dice_min")}))
     agree = _read_csv(seg_dir / "agreement.csv")
     parts.append("<h3>Agreement of derived measures (predicted − manual)</h3><p class='note'>Bland–Altman bias and "
                  "95 % limits of agreement at end-diastole (LVEF from both phases).</p>")

@@ -215,6 +215,8 @@ def _write_mask(folder: Path, row: pd.Series, phase: str, grid: np.ndarray, path
 
 
 SUMMARY_GROUPS = [["role", "phase"], ["role", "phase", "center"], ["role", "phase", "vendor"]]
+OVERLAP_COLUMNS = ["role", "phase", "class", "n_stacks", "dice_mean", "dice_median", "dice_min", "hd95_median_mm",
+                   "center", "vendor"]
 
 
 def gather_job(inputs: dict, outputs: dict, params: dict) -> dict:
@@ -231,7 +233,9 @@ def gather_job(inputs: dict, outputs: dict, params: dict) -> dict:
                 summaries.append({**dict(zip(keys, group if isinstance(group, tuple) else (group,))),
                                   "class": name, "n_stacks": int(len(d)), "dice_mean": d.mean(),
                                   "dice_median": d.median(), "dice_min": d.min(), "hd95_median_mm": h.median()})
-    overlap_table = pd.DataFrame(summaries)
+    # a cohort without contours (every study mask predicted, issue 23's DICOM import) has no manual stack: the
+    # overlap table is then empty but keeps its columns, so the bundle and the report read it as "not measured"
+    overlap_table = pd.DataFrame(summaries) if summaries else pd.DataFrame(columns=OVERLAP_COLUMNS)
     atomic_write(outputs["overlap"], lambda tmp: overlap_table.to_csv(tmp, index=False))
     ed = manual[manual["phase"] == "ED"]
     agree = []
@@ -255,8 +259,8 @@ def gather_job(inputs: dict, outputs: dict, params: dict) -> dict:
     qc_table = pd.DataFrame(qc_rows)
     atomic_write(outputs["qc"], lambda tmp: qc_table.to_csv(tmp, index=False))
     mean_dice = (manual.groupby("role")["dice_myocardium"].mean().to_dict() if len(manual) else {})
+    cavity_dice = (manual.groupby("role")["dice_lv_cavity"].mean().to_dict() if len(manual) else {})
     with tracking.start_run("segmentation-evaluation", TAGS) as run:
         run.log_metrics({f"dice_myocardium_{r}": v for r, v in mean_dice.items()}
-                        | {f"dice_lv_cavity_{r}": v for r, v in
-                           manual.groupby("role")["dice_lv_cavity"].mean().to_dict().items()})
+                        | {f"dice_lv_cavity_{r}": v for r, v in cavity_dice.items()})
     return {"dice_myocardium": mean_dice}
