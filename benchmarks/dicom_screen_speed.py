@@ -98,7 +98,7 @@ def prepare(workdir: Path, size: int) -> tuple[Path, Path, str]:
     from screening_fixtures import train_tiny_study, working_dir
 
     from cinescar.config import load_config
-    from cinescar.screening.bundle import build_bundle
+    from cinescar.screening.publish import build_bundle
     from cinescar.segmentation.run import crossfit_job, train_job
 
     shipped = load_config()

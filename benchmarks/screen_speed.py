@@ -132,7 +132,7 @@ def prepare(workdir: Path) -> tuple[Path, Path, str]:
     from screening_fixtures import train_tiny_study, working_dir
 
     from cinescar.config import load_config
-    from cinescar.screening.bundle import build_bundle
+    from cinescar.screening.publish import build_bundle
 
     width = int(load_config()["dl"]["network"]["base_width"])
     t = time.perf_counter()

@@ -23,7 +23,7 @@ def study(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def bundle_dir(study):
-    from cinescar.screening.bundle import build_bundle
+    from cinescar.screening.publish import build_bundle
 
     out = study.root / "results" / "bundle"
     with working_dir(study.root):

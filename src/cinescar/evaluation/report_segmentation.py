@@ -44,7 +44,7 @@ def deployment_part(deployment: dict[str, str | Path]) -> list[str]:
     if not icc.empty:
         overall = icc[icc["role"] == "all"].dropna(subset=["icc_3_1"])
         good = int((overall["icc_3_1"] >= 0.75).sum())
-        parts.append(f"<p class='note'>Radiomics features the models read: ICC(3,1) between manual and predicted "
+        parts.append(f"<p class='note'>Radiomics features the models select: ICC(3,1) between manual and predicted "
                      f"masks over {int(overall['n_images'].max()) if len(overall) else 0} images: {good} of "
                      f"{len(overall)} features ≥ 0.75 (lowest {_fmt_num(overall['icc_3_1'].min(), 2)}; the ten lowest below). "
                      "Per feature and role: <code>results/segmentation/feature_icc.csv</code>.</p>")

@@ -47,6 +47,15 @@ def _probabilities(result: dict, fold: int | None) -> dict[str, float]:
     return out
 
 
+def selected_radiomics(bundle) -> list[str]:
+    """The radiomics features the shipped fold models select (their classifiers read), DL columns left out: what
+    the ICC is about. (The models take every feature in, to scale it; only the selected ones reach a decision.)"""
+    from cinescar.fusion.model import DL_COLUMN
+
+    fitted = [*bundle.radiomics.values(), *bundle.fusion.values()]
+    return list(dict.fromkeys(n for m in fitted for n in m.selected if not DL_COLUMN.match(n)))
+
+
 def deployment_center_job(inputs: dict, outputs: dict, params: dict, center: str) -> pd.DataFrame:
     """Screen one centre's manually contoured patients twice with the bundle: manual masks, then the segmenter's
     (cross-fitted for development patients, the ensemble's for held-out ones); probabilities and features."""
@@ -56,6 +65,7 @@ def deployment_center_job(inputs: dict, outputs: dict, params: dict, center: str
 
     torch.set_num_threads(int(params["cfg"]["segmentation"]["threads"]))
     bundle = load_bundle(Path(inputs["bundle"]).parent)
+    selected = selected_radiomics(bundle)
     roles = _roles(load_splits(inputs["splits"]))
     cohort_dir = Path(inputs["manifest"]).parent
     masks_dir = Path(inputs["masks"])
@@ -88,7 +98,7 @@ def deployment_center_job(inputs: dict, outputs: dict, params: dict, center: str
                              "prob_manual": probs["manual"][model], "prob_predicted": probs["predicted"][model]})
         if len(tables) == 2:  # the images both masks kept (the predicted mask may keep another set of slices)
             both = tables["manual"].index.intersection(tables["predicted"].index)
-            for feature in tables["manual"].columns:
+            for feature in selected:
                 for iid in both:
                     features.append({"patient_id": pid, "role": role, "image_id": iid, "feature": feature,
                                      "manual": float(tables["manual"].at[iid, feature]),
