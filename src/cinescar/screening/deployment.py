@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from cinescar.evaluation.delong import delong_test
-from cinescar.evaluation.metrics import auc_or_nan
+from cinescar.predictions import auc_or_nan
 from cinescar.screening_rule import called_positive
 from cinescar.segmentation.measures import icc_3_1
 
@@ -71,8 +71,7 @@ def feature_icc(features: pd.DataFrame) -> pd.DataFrame:
     of the patients compared (one value per feature), and per role, so that the held-out patients' figure can
     be read alone."""
     rows = []
-    for (feature, role), part in [*((k, v) for k, v in features.assign(role="all").groupby(["feature", "role"])),
-                                  *features.groupby(["feature", "role"])]:
+    for (feature, role), part in pd.concat([features.assign(role="all"), features]).groupby(["feature", "role"]):
         ok = np.isfinite(part["manual"]) & np.isfinite(part["predicted"])
         rows.append({"feature": feature, "role": role, "n_images": int(ok.sum()),
                      "icc_3_1": icc_3_1(part["manual"], part["predicted"]),

@@ -98,16 +98,15 @@ def deployment_center_job(inputs: dict, outputs: dict, params: dict, center: str
                              "prob_manual": probs["manual"][model], "prob_predicted": probs["predicted"][model]})
         if len(tables) == 2:  # the images both masks kept (the predicted mask may keep another set of slices)
             both = tables["manual"].index.intersection(tables["predicted"].index)
-            for feature in selected:
-                for iid in both:
-                    features.append({"patient_id": pid, "role": role, "image_id": iid, "feature": feature,
-                                     "manual": float(tables["manual"].at[iid, feature]),
-                                     "predicted": float(tables["predicted"].at[iid, feature])})
+            pair = pd.DataFrame({which: t.loc[both, selected].astype(float).stack()
+                                 for which, t in tables.items()})
+            features.append(pair.rename_axis(["image_id", "feature"]).reset_index()
+                            .assign(patient_id=pid, role=role)[FEATURE_COLUMNS])
     if skipped:
         log.info("centre %s: %d patients without manual masks are not part of the deployment case", center,
                  len(skipped))
     table = pd.DataFrame(patients, columns=PATIENT_COLUMNS)
-    feats = pd.DataFrame(features, columns=FEATURE_COLUMNS)
+    feats = pd.concat(features, ignore_index=True) if features else pd.DataFrame(columns=FEATURE_COLUMNS)
     atomic_write(outputs["patients"], lambda tmp: table.to_parquet(tmp, index=False))
     atomic_write(outputs["features"], lambda tmp: feats.to_parquet(tmp, index=False))
     return table
