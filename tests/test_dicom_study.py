@@ -116,6 +116,7 @@ def test_segmentation_gather_without_any_manual_mask(tmp_path, monkeypatch):
     gather used to stop on KeyError 'dice_lv_cavity' (found by benchmarks/dicom_cohort_study.py). Now overlap.csv
     keeps its columns with no row (the bundle reads it as no held-out Dice) and the report says "not measurable"."""
     from cinescar.config import load_config
+    from cinescar.evaluation.report_inputs import ReportInputs
     from cinescar.evaluation.report_segmentation import segmentation_section
     from cinescar.segmentation.run import OVERLAP_COLUMNS, gather_job
 
@@ -133,5 +134,5 @@ def test_segmentation_gather_without_any_manual_mask(tmp_path, monkeypatch):
     overlap = pd.read_csv(outputs["overlap"])
     assert overlap.empty and list(overlap.columns) == OVERLAP_COLUMNS
     assert set(pd.read_csv(outputs["qc"])["role"]) == {"development", "test", "external"}
-    html = "".join(segmentation_section(None, seg))
+    html = "".join(segmentation_section(ReportInputs.from_folder(seg)))
     assert "no study patient has a manual mask" in html

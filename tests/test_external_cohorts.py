@@ -13,6 +13,7 @@ import pytest
 from cinescar.cohort.contract import cohort_role, external_name
 from cinescar.cohort.validate import CohortValidationError, validate_cohort
 from cinescar.evaluation.report import build_report
+from cinescar.evaluation.report_inputs import ReportInputs
 from cinescar.evaluation.study import evaluate_study
 from workflow_names import evaluation_outputs
 from cinescar.cohort.splits import make_splits
@@ -72,7 +73,8 @@ def multi(tmp_path_factory):
         paths = _multi_external(root)
         files = evaluate_study(paths, root / "index.parquet", root / "splits.json", root / "manifest.csv",
                                evaluation_outputs(root / "evaluation"), CFG)
-        html = build_report(root / "evaluation", root / "report.html", CFG).read_text(encoding="utf-8")
+        html = build_report(ReportInputs.from_folder(root / "evaluation"), root / "report.html",
+                            CFG).read_text(encoding="utf-8")
     finally:
         os.chdir(cwd)
     return files, html

@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cinescar.errors import CohortError
+from cinescar.errors import CinescarError, CohortError
 from cinescar.evaluation.report import build_report
+from cinescar.evaluation.report_inputs import ReportInputs
 from cinescar.evaluation.study import evaluate_study
 from workflow_names import evaluation_outputs
 
@@ -137,7 +138,7 @@ def test_optimistic_variant_is_labelled(tmp_path, monkeypatch):
     metrics = pd.read_csv(files["metrics"])
     assert set(metrics["operating_point"]) == {"pooled", "validation", "optimistic"}
     assert set(metrics.loc[metrics["operating_point"] == "optimistic", "cohort"]) == {"test", "external"}
-    build_report(files["metrics"].parent, tmp_path / "report.html", cfg)
+    build_report(ReportInputs.from_folder(files["metrics"].parent), tmp_path / "report.html", cfg)
     text = (tmp_path / "report.html").read_text()
     assert "OPTIMISTIC" in text and "cutoff_on_test" in text
 
@@ -165,8 +166,8 @@ def test_report_is_self_contained(study, tmp_path):
         Image.new("RGB", (8, 8), (0, 255, 0)).save(gradcam / f"fold{fold}" / "a_stale_from_an_earlier_run.png")
     figure = tmp_path / "cohort.png"
     Image.new("RGB", (8, 8), (0, 0, 255)).save(figure)
-    out = build_report(files["metrics"].parent, tmp_path / "report" / "report.html", CFG, gradcam_dir=gradcam,
-                       cohort_figure=figure)
+    inputs = ReportInputs.from_folder(files["metrics"].parent, gradcam=gradcam.glob("fold*/done.json"))
+    out = build_report(inputs, tmp_path / "report" / "report.html", CFG, cohort_figure=figure)
     text = out.read_text()
     assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
     # nothing is fetched from elsewhere: every image is inline, no scripts or stylesheets are linked
@@ -188,7 +189,8 @@ def test_report_is_self_contained(study, tmp_path):
 def test_report_headline_and_evidence(study, tmp_path):
     """The headline box opens the report; every evidence section is there, numbers shown with their interval."""
     root, files = study
-    text = build_report(files["metrics"].parent, tmp_path / "report.html", CFG).read_text(encoding="utf-8")
+    text = build_report(ReportInputs.from_folder(files["metrics"].parent), tmp_path / "report.html",
+                        CFG).read_text(encoding="utf-8")
     box = text.index("At a glance")
     assert box < text.index("<h2>Final models</h2>") < text.index("Final models with intervals")
     for heading in ("Calibration", "Clinical utility", "Subgroups: centre, vendor, sex, age", "AUC differences",
@@ -200,3 +202,28 @@ def test_report_headline_and_evidence(study, tmp_path):
     ev = json.loads(files["evidence"].read_text())
     assert [c["role"] for c in ev["cohorts"]] == ["development (out-of-fold validation)", "internal test", "external"]
     assert ev["cohorts"][1]["n_patients"] == 14 and ev["proportion_interval"] == "wilson"
+
+
+def test_report_reads_the_files_its_rule_declares(study, tmp_path):
+    """Issue 26: the report opens the files its rule declares, wherever they lie, not names in one folder: each
+    evaluation file moved to a folder of its own and declared there gives the same report, byte for byte; a file
+    the report reads but the rule does not declare, or two declared files of one name, are clear errors."""
+    root, files = study
+    by_folder = build_report(ReportInputs.from_folder(files["metrics"].parent), tmp_path / "a" / "report.html",
+                             CFG).read_text(encoding="utf-8")
+    declared: dict[str, str | list[str]] = {}
+    for i, (key, path) in enumerate(sorted(files.items())):
+        moved = tmp_path / "declared" / f"d{i}" / Path(path).name
+        moved.parent.mkdir(parents=True)
+        moved.write_bytes(Path(path).read_bytes())
+        declared[key] = str(moved)
+    declared["mlflow"] = str(tmp_path / "no-such-tracking-state.json")  # a dependency only: never read
+    by_rule = build_report(ReportInputs.from_rule(declared), tmp_path / "b" / "report.html",
+                           CFG).read_text(encoding="utf-8")
+    assert by_rule == by_folder and "At a glance" in by_rule
+
+    with pytest.raises(CinescarError, match="reads 'utility.csv', which its rule does not declare"):
+        build_report(ReportInputs.from_rule({k: v for k, v in declared.items() if k != "utility"}),
+                     tmp_path / "c" / "report.html", CFG)
+    with pytest.raises(CinescarError, match="two inputs named 'metrics.csv'"):
+        ReportInputs.from_rule({**declared, "tables": [declared["table1"], str(tmp_path / "x" / "metrics.csv")]})

@@ -122,3 +122,55 @@ def test_the_schema_and_the_workflow_catalog_keep_the_top_level_layout():
     assert yaml.safe_load(text)["usage"]  # still the catalog's format
     assert (REPO / "Snakefile").is_file() and (REPO / "envs").is_dir() and not (REPO / "workflow" / "Snakefile").exists()
     assert "the Snakefile and envs/ stay at the top level" in text
+
+
+OUTPUT_SUFFIXES = (".csv", ".json", ".parquet", ".png", ".html", ".pt", ".npy", ".nii.gz", ".tsv", ".dcm", ".skops")
+NAMED_FORMATS = {
+    # module: why it may join a file name onto a folder (each is the one home of a format, not a workflow output)
+    "cinescar.cohort.acdc": "writes a cohort folder (the cohort contract: images/, masks/, manifest.csv)",
+    "cinescar.cohort.synth": "writes a cohort folder (the cohort contract) and its truth/ files",
+    "cinescar.cohort.figure": "reads a cohort folder (manifest.csv, truth/)",
+    "cinescar.config": "the shipped default config file",
+    "cinescar.preprocessing.store": "the preprocessed store's format (STORE_FILES) and the cohort's manifest.csv",
+    "cinescar.screening.screen": "reads an exam of a cohort folder (manifest.csv)",
+    "cinescar.screening.batch": "the CLI's own output folder (one result per exam) and cohort folders it reads",
+    "cinescar.screening.dicom_exam": "the CLI's DICOM outputs (SEG and result objects) in its --out folder",
+    "cinescar.tracking": "the tracking state and offline records (the job layer's own files)",
+}
+
+
+def _joined_names(path: Path) -> list[tuple[int, str]]:
+    """`folder / "name.csv"` (or an f-string name) in a module: a path made up from a name the module knows."""
+    found = []
+    for n in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Div):
+            r = n.right
+            name = (r.value if isinstance(r, ast.Constant) and isinstance(r.value, str) else
+                    "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in r.values)
+                    if isinstance(r, ast.JoinedStr) else None)  # fmt: skip
+            if name and name.endswith(OUTPUT_SUFFIXES):
+                found.append((n.lineno, name))
+    return found
+
+
+def test_below_the_job_layer_no_module_opens_an_output_by_a_name_it_made_up():
+    """Issue 26: output names live in the rules; a library module gets the paths its job was given. The few
+    modules that are the one home of a file format (the cohort folder, the preprocessed store, the CLI's own
+    output folders, the tracking state) are listed with the reason."""
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        parts = path.relative_to(SRC.parent).with_suffix("").parts
+        module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        if _is_job_layer(module) or module in NAMED_FORMATS:
+            continue
+        found += [f"{module}:{line} {name}" for line, name in _joined_names(path)]
+    assert found == [], f"library modules that make up output paths (take them from the rule instead): {found}"
+
+
+def test_the_preprocessed_store_names_are_the_ones_the_rule_declares():
+    from cinescar.preprocessing.store import STORE_FILES
+
+    rule = (REPO / "workflow" / "rules" / "cohort.smk").read_text(encoding="utf-8").split("rule preprocess_center:")[1]
+    outputs = rule.split("output:")[1].split("log:")[0]
+    for key, name in STORE_FILES.items():
+        assert f'{key}=f"{{PREPROCESS}}/centers/{{{{center}}}}/{name}"' in outputs, (key, name)

@@ -1,7 +1,7 @@
 """The study report: one self-contained HTML file (figures embedded as base64 PNG, no external links).
 
-It only *reads* files — every number comes from results/evaluation/ (written by `evaluate_study`), the
-Grad-CAM examples from results/dl/gradcam/ — so every number shown is also available machine-readably. The config (YAML) and the package versions that produced the run are
+It only *reads* files, the ones its rule declares (`ReportInputs`: results/evaluation/ written by `evaluate_study`,
+results/segmentation/, the Grad-CAM folds' done.json) — so every number shown is also available machine-readably. The config (YAML) and the package versions that produced the run are
 printed at the end.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -17,8 +18,9 @@ import yaml
 
 from cinescar.config import config_hash, schema_default
 from cinescar.versions import package_versions
-from cinescar.evaluation.html_parts import _file_b64, _fmt_num, _fmt_p, _img, _read_csv, _table
+from cinescar.evaluation.html_parts import _file_b64, _fmt_num, _fmt_p, _img, _table
 from cinescar.evaluation.report_evidence import evidence_html, headline_html
+from cinescar.evaluation.report_inputs import ReportInputs
 from cinescar.evaluation.tables import format_interval
 from cinescar.evaluation.plots import LABELS, fold_auc_figure, roc_figure, to_base64_png
 from cinescar.predictions import HELD_OUT
@@ -74,16 +76,19 @@ def cutoff_sentence(cfg: dict, target: float, ops: pd.DataFrame | None = None) -
             "development figures (benchmarks/operating_point.py); its own figures are its test and external rows.")
 
 
-def gradcam_examples(gradcam_dir: str | Path | None, n: int, prefer_fold: int | None = None) -> list[Path]:
+def gradcam_examples(done_files: Iterable[str | Path], n: int, prefer_fold: int | None = None) -> list[Path]:
     """Up to n Grad-CAM PNGs, those of the final DL model's fold first, then the other folds, sorted by name.
 
-    Only the PNGs a training job declared in its fold's `done.json` are shown: a PNG left over from an earlier
-    run (other test patients, another model) is not this run's evidence.
+    `done_files`: the folds' `done.json` files the report rule declares. Only the PNGs a training job listed in
+    its fold's `done.json` are shown: a PNG left over from an earlier run (other test patients, another model) is
+    not this run's evidence.
     """
-    if not gradcam_dir or n <= 0 or not Path(gradcam_dir).is_dir():
+    if n <= 0:
         return []
     files = []
-    for done in sorted(Path(gradcam_dir).glob("fold*/done.json")):
+    for done in sorted(Path(d) for d in done_files):
+        if not done.is_file():
+            continue
         declared = json.loads(done.read_text(encoding="utf-8")).get("images", [])
         files += [done.parent / name for name in declared if (done.parent / name).is_file()]
     files = sorted(files)
@@ -111,31 +116,26 @@ def _final_table(table: pd.DataFrame, op: str) -> pd.DataFrame:
 
 
 def build_report(
-    evaluation_dir: str | Path,
+    files: ReportInputs,
     out_html: str | Path,
     cfg: dict,
-    gradcam_dir: str | Path | None = None,
     cohort_figure: str | Path | None = None,
-    index: str | Path | None = None,
-    segmentation_dir: str | Path | None = None,
-    deployment: dict[str, str | Path] | None = None,
     versions_out: str | Path | None = None,
 ) -> Path:
-    """Write the self-contained HTML report from the evaluation's files; returns its path. `versions_out`: where
-    the package versions go as JSON (the rule's `versions` output; default versions.json beside the report).
-    `deployment`: the deployment case's files (`comparison`, `icc`) when the workflow measured it."""
-    ev_dir = Path(evaluation_dir)
+    """Write the self-contained HTML report from the files its rule declares (`files`, by stem); returns its
+    path. `versions_out`: where the package versions go as JSON (the rule's `versions` output; default
+    versions.json beside the report)."""
     ev = cfg.get("evaluation", {})
     scr = cfg.get("screening", {})
     level = float(ev.get("ci_level", 0.95))
     target = float(scr.get("target_sensitivity", 0.90))
-    metrics = _read_csv(ev_dir / "metrics.csv")
-    final = json.loads((ev_dir / "final_models.json").read_text())
-    roc = _read_csv(ev_dir / "roc.csv")
-    delong = _read_csv(ev_dir / "delong.csv")
-    table3 = _read_csv(ev_dir / "table3.csv")
-    table4 = _read_csv(ev_dir / "table4.csv")
-    table4_folds = _read_csv(ev_dir / "table4_folds.csv")
+    metrics = files.csv("metrics")
+    final = files.json("final_models", required=True)
+    roc = files.csv("roc")
+    delong = files.csv("delong")
+    table3 = files.csv("table3")
+    table4 = files.csv("table4")
+    table4_folds = files.csv("table4_folds")
     ops = list(dict.fromkeys(metrics["operating_point"])) if not metrics.empty else ["validation"]
 
     parts: list[str] = [
@@ -145,7 +145,7 @@ def build_report(
         f"<p class='note'>Cohort <b>{html.escape(str(cfg.get('cohort', {}).get('name', schema_default('cohort', 'name'))))}</b>, config hash "
         f"<code>{config_hash(cfg)}</code>. Models: Radiomics, DL, DL-Radiomics (Fahmy et al., JCMR 2022). "
         f"A patient's probability is the maximum over its images; a patient is positive (LGE scan needed) when "
-        f"it is ≥ the cut-off. {html.escape(cutoff_sentence(cfg, target, _read_csv(ev_dir / 'operating_points.csv')))}</p>",
+        f"it is ≥ the cut-off. {html.escape(cutoff_sentence(cfg, target, files.csv('operating_points')))}</p>",
     ]  # fmt: skip
     if "optimistic" in ops:
         parts.append("<p class='optimistic'><b>Optimistic rows present</b> (<code>screening.cutoff_on_test: "
@@ -154,7 +154,7 @@ def build_report(
                      "patients.</p>")  # fmt: skip
 
     # --- headline box (issue 12b): cohorts, prevalence, optimistic numbers, clinical comparison, utility
-    parts.append(headline_html(ev_dir, out_html))
+    parts.append(headline_html(files, out_html))
 
     # --- headline: final models
     parts.append("<h2>Final models</h2>")
@@ -163,12 +163,12 @@ def build_report(
                  f"model of each kind: {html.escape('; '.join(sorted(rules)))} ("
                  + ", ".join(f"{LABELS.get(m, m)} " + ("folds " + ", ".join(map(str, v["folds"])) if v["fold"] < 0
                              else f"fold {v['fold']}") for m, v in final.items() if "folds" in v) + ").</p>")
-    summary_early = json.loads((ev_dir / "summary.json").read_text()) if (ev_dir / "summary.json").exists() else {}
+    summary_early = files.json("summary")
     for note in summary_early.get("models_not_available", {}).values():
         parts.append(f"<p class='note'>{html.escape(str(note))}</p>")
     for sentence in summary_early.get("incremental", []):
         parts.append(f"<p>{html.escape(str(sentence))}</p>")
-    final_metrics = _read_csv(ev_dir / "final_metrics.csv")
+    final_metrics = files.csv("final_metrics")
     table_test = final_metrics[final_metrics["cohort"] == "test"].drop(columns="cohort") if len(final_metrics) \
         else pd.DataFrame()
     for op in ops:
@@ -179,7 +179,7 @@ def build_report(
         parts.append(_table(_final_table(table4, op)))
 
     # --- evidence (issue 12b): intervals, AUC differences, calibration, clinical utility, subgroups
-    parts.append(evidence_html(ev_dir, level))
+    parts.append(evidence_html(files, level))
 
     # --- ROC curves
     parts.append("<h2>ROC curves</h2><div>")
@@ -217,23 +217,23 @@ def build_report(
 
     # --- fusion and feature recurrence
     parts.append("<h2>DL-Radiomics classifier comparison (paper Table S1)</h2>")
-    summary = json.loads((ev_dir / "summary.json").read_text()) if (ev_dir / "summary.json").exists() else {}
+    summary = summary_early
     ch = summary.get("fusion_choice")
     if ch:
         parts.append(f"<p>Chosen: k = {ch['k']} fused features, classifier "
                      f"<b>{html.escape(str(ch.get('classifier_label', ch['classifier'])))}</b> "
                      f"({html.escape(ch.get('criterion', ''))}).</p>")
     parts.append("<p class='note'>Image-level validation AUC per fold at the chosen k.</p>")
-    parts.append(_table(_read_csv(ev_dir / "table_s1.csv"), digits=3))
+    parts.append(_table(files.csv("table_s1"), digits=3))
     for name, title in (("table_s2", "Radiomics model (paper Table S2)"),
                         ("table_s3", "DL-Radiomics model (paper Table S3)")):  # fmt: skip
         parts.append(f"<h3>Selected features recurring across folds — {title}</h3>")
-        parts.append(_table(_read_csv(ev_dir / f"{name}.csv")))
+        parts.append(_table(files.csv(name)))
 
     # --- cohort
     parts.append("<h2>Cohort</h2>")
     for name, title in (("table1", "Internal cohort (paper Table 1)"), ("table2", "External cohort (paper Table 2)")):
-        t = _read_csv(ev_dir / f"{name}.csv")
+        t = files.csv(name)
         parts.append(f"<h3>{title}</h3><p class='note'>n (%) or mean ± SD (median); LGE+ vs LGE−: Welch t-test "
                      "if Shapiro–Wilk accepts normality in both groups, else Mann–Whitney U; χ² (Pearson) for "
                      "categorical variables. n_* = patients with a value.</p>")  # fmt: skip
@@ -247,11 +247,11 @@ def build_report(
     # --- masks and the segmenter (issue 22)
     from cinescar.evaluation.report_segmentation import segmentation_section
 
-    parts.extend(segmentation_section(index, segmentation_dir, deployment))
+    parts.extend(segmentation_section(files))
 
     # --- Grad-CAM
     dl_fold = final.get("dl", {}).get("fold")
-    cams = gradcam_examples(gradcam_dir, int(ev.get("gradcam_examples", 6)), dl_fold)
+    cams = gradcam_examples(files.gradcam, int(ev.get("gradcam_examples", 6)), dl_fold)
     parts.append("<h2>Grad-CAM examples (DL model)</h2>")
     if cams:
         parts.append("<p class='optimistic'>Chosen with the internal test cohort's labels: the DL stage draws Grad-CAM "

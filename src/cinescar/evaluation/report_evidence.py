@@ -2,22 +2,22 @@
 external cohorts, AUC differences), as HTML fragments that `report.build_report` places.
 
 Kept apart from report.py so the page layout and these sections change independently. Every number is read
-from the files of `evaluation.evidence` (results/evaluation/); a file that does not exist yet (an older run)
-gives a sentence saying so, never a crash.
+from the files of `evaluation.evidence`, as the report rule declares them (`ReportInputs`); a file that does not
+exist yet (an older run) gives a sentence saying so, never a crash.
 """
 
 from __future__ import annotations
 
 import html
-import json
 import os
 from pathlib import Path
 
 import pandas as pd
 
-from cinescar.evaluation.html_parts import _fmt_p, _img, _read_csv, _table
+from cinescar.evaluation.html_parts import _fmt_p, _img, _table
 from cinescar.evaluation.plots import (LABELS, cohort_title, decision_figure, flow_figure, instability_figure,
                                       reliability_figure, to_base64_png)
+from cinescar.evaluation.report_inputs import ReportInputs
 from cinescar.evaluation.tables import format_interval, interval_table
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "evaluation.md"
@@ -26,10 +26,6 @@ INTERVAL_NAMES = {"sensitivity": "Sensitivity", "specificity": "Specificity", "p
                   "missed_per_100": "Scar missed /100"}  # fmt: skip
 COHORT_ORDER = {"val": 0, "test": 1, "external": 2}
 PER_100_DIGITS = {"avoided_per_100": 0, "missed_per_100": 0}
-
-
-def _read(ev_dir: Path, name: str) -> pd.DataFrame:
-    return _read_csv(ev_dir / name)
 
 
 def _cohort_name(cohort: str, final_fold: int | None = None) -> str:
@@ -82,15 +78,13 @@ def interval_methods(ev: dict) -> str:
             f"(percentile); Brier score: {boot}; calibration intercept and slope: Wald")
 
 
-def headline_html(ev_dir: str | Path, out_html: str | Path) -> str:
+def headline_html(files: ReportInputs, out_html: str | Path) -> str:
     """The box at the top: cohorts and prevalence per role, optimistic numbers, clinical comparison, utility."""
-    ev_dir = Path(ev_dir)
-    path = ev_dir / "evidence.json"
-    if not path.exists():
+    if files.path("evidence.json") is None:
         return "<div class='headline'><p>(no evidence.json: intervals and the headline need a newer evaluation)</p></div>"
-    ev = json.loads(path.read_text())
-    final = json.loads((ev_dir / "final_models.json").read_text()) if (ev_dir / "final_models.json").exists() else {}
-    summary = json.loads((ev_dir / "summary.json").read_text()) if (ev_dir / "summary.json").exists() else {}
+    ev = files.json("evidence")
+    final = files.json("final_models")
+    summary = files.json("summary")
     level = float(ev.get("bootstrap", {}).get("level", 0.95))
     parts = ["<div class='headline'><h2 style='margin-top:0'>At a glance</h2>"]
     sizes = pd.DataFrame(ev.get("cohorts", []))
@@ -138,7 +132,7 @@ def headline_html(ev_dir: str | Path, out_html: str | Path) -> str:
     if summary.get("multiplicity"):
         parts.append(f"<p class='note'>{html.escape(summary['multiplicity'])}</p>")
     # utility of the shipped (final) models at the default operating point
-    util = _final_rows(_read(ev_dir, "utility.csv"), final, ev.get("default_operating_point"))
+    util = _final_rows(files.csv("utility"), final, ev.get("default_operating_point"))
     if len(util):
         util = _sorted(util[util["cohort"] != "val"])
         cell = [f"sensitivity {format_interval(se, sl, sh, 2)}; {format_interval(a, al, ah, 0)} avoided, "
@@ -154,7 +148,7 @@ def headline_html(ev_dir: str | Path, out_html: str | Path) -> str:
                      "(missed). The per-100 figures, like PPV and NPV, depend on the cohort's prevalence; sensitivity "
                      "and specificity do not.</p>")
         parts.append(grid.to_html(escape=True, border=0))
-    ss = _read(ev_dir, "sample_size.csv")
+    ss = files.csv("sample_size")
     if len(ss):
         from cinescar.evaluation.tripod import sample_size_sentence
 
@@ -174,17 +168,16 @@ def headline_html(ev_dir: str | Path, out_html: str | Path) -> str:
     return "".join(parts)
 
 
-def evidence_html(ev_dir: str | Path, level: float) -> str:
+def evidence_html(files: ReportInputs, level: float) -> str:
     """Sections: intervals of the final models, AUC differences, calibration, clinical utility, subgroups."""
-    ev_dir = Path(ev_dir)
-    if not (ev_dir / "evidence.json").exists():
+    if files.path("evidence.json") is None:
         return ""
-    ev = json.loads((ev_dir / "evidence.json").read_text())
-    final = json.loads((ev_dir / "final_models.json").read_text())
+    ev = files.json("evidence")
+    final = files.json("final_models", required=True)
     op = ev.get("default_operating_point")
     parts = []
 
-    mci = _final_rows(_read(ev_dir, "metrics_ci.csv"), final)
+    mci = _final_rows(files.csv("metrics_ci"), final)
     parts.append("<h2>Final models with intervals</h2>")
     parts.append(f"<p class='note'>{level:.0%} intervals — {interval_methods(ev)}. "
                  "Development = the pooled out-of-fold validation patients on which the cut-off was set "
@@ -198,7 +191,7 @@ def evidence_html(ev_dir: str | Path, level: float) -> str:
             parts.append(f"<h3>Operating point: {html.escape(str(o))}</h3>")
             parts.append(_table(g[["model", "cohort", "n_patients", "n_pos", "cutoff", *INTERVAL_NAMES]]
                                 .rename(columns=INTERVAL_NAMES), digits=3))  # fmt: skip
-    diffs = _read(ev_dir, "auc_differences.csv")
+    diffs = files.csv("auc_differences")
     parts.append("<h3>AUC differences between final models</h3>")
     if len(diffs):
         d = _sorted(diffs).assign(model_a=lambda x: x["model_a"].map(lambda m: LABELS.get(m, m)),
@@ -211,10 +204,10 @@ def evidence_html(ev_dir: str | Path, level: float) -> str:
     else:
         parts.append("<p class='note'>(no data)</p>")
 
-    calib = _read(ev_dir, "calibration.csv")
-    rel = _read(ev_dir, "reliability.csv")
-    flex = _read(ev_dir, "calibration_curve.csv")
-    recal = _read(ev_dir, "recalibration.csv")
+    calib = files.csv("calibration")
+    rel = files.csv("reliability")
+    flex = files.csv("calibration_curve")
+    recal = files.csv("recalibration")
     parts.append("<h2>Calibration: are the probabilities risks?</h2><p class='note'>Image models trained with "
                  "balanced class weights, and a patient's probability taken as the maximum over its images, give "
                  "scores rather than risks. Brier score (bootstrap interval); calibration intercept (logistic "
@@ -247,8 +240,8 @@ def evidence_html(ev_dir: str | Path, level: float) -> str:
                 parts.append(f"<figure>{_img(to_base64_png(fig), f'calibration {cohort} {risk}')}</figure>")
         parts.append("</div>")
 
-    dc = _read(ev_dir, "decision_curve.csv")
-    util = _final_rows(_read(ev_dir, "utility.csv"), final)
+    dc = files.csv("decision_curve")
+    util = _final_rows(files.csv("utility"), final)
     parts.append("<h2>Clinical utility</h2><p class='note'>Decision curves: net benefit of an LGE scan for "
                  "patients with p ≥ p<sub>t</sub>, against scanning everyone and no one (Vickers &amp; Elkin 2006), "
                  "with bootstrap bands; they read probabilities as risks, so read them with the calibration above — "
@@ -264,7 +257,7 @@ def evidence_html(ev_dir: str | Path, level: float) -> str:
                               "specificity": "Specificity (scar-free spared)"})
         parts.append(_table(u[["model", "cohort", "operating_point", "cutoff", "n_patients", "LGE avoided /100",
                                "Scar missed /100", "sensitivity", "Specificity (scar-free spared)"]], digits=3))
-    chain = _read(ev_dir, "cutoff_uncertainty.csv")
+    chain = files.csv("cutoff_uncertainty")
     if len(chain):
         parts.append("<h3>The cut-off's own uncertainty</h3><p class='note'>Each bootstrap replicate resamples the "
                      "development patients, sets the cut-off on them by the configured rule, resamples the evaluated "
@@ -286,17 +279,17 @@ def evidence_html(ev_dir: str | Path, level: float) -> str:
         parts.append("</div>")
 
     parts.append("<h2>Data checks (TRIPOD+AI)</h2>")
-    flow = _read(ev_dir, "flow.csv")
+    flow = files.csv("flow")
     if len(flow):
         parts.append("<h3>Participant flow</h3><p class='note'>Patients of the manifest per source, per analysis "
                      "role, and those no analysis holds. Data: flow.csv.</p>")
         parts.append(f"<figure>{_img(to_base64_png(flow_figure(flow)), 'participant flow')}</figure>")
-    mv = _read(ev_dir, "missing_values.csv")
+    mv = files.csv("missing_values")
     parts.append("<h3>Missing clinical values before imputation</h3><p class='note'>Per clinical variable "
                  "(clinical.variables) and manifest cohort; a variable not in the manifest is missing for all. "
                  "Data: missing_values.csv.</p>")
     parts.append(_table(mv, digits=3) if len(mv) else "<p class='note'>(no clinical variables, or no manifest)</p>")
-    iv = _read(ev_dir, "images_vs_score.csv")
+    iv = files.csv("images_vs_score")
     parts.append("<h3>Number of images and the score, LGE− patients</h3><p class='note'>A patient's probability is "
                  "the maximum over its images, and the maximum of more images is larger; the slice count tracks LV "
                  "size. A positive Spearman ρ among scar-free patients means the score partly counts images. "
@@ -307,7 +300,7 @@ def evidence_html(ev_dir: str | Path, level: float) -> str:
                                 cohort=lambda d: d["cohort"].map(_cohort_name))
         parts.append(_table(iv[["model", "cohort", "n_neg", "median_images", "spearman_rho", "p"]], {"p": _fmt_p},
                             digits=2))  # fmt: skip
-    ins, pts = _read(ev_dir, "instability.csv"), _read(ev_dir, "instability_points.csv")
+    ins, pts = files.csv("instability"), files.csv("instability_points")
     parts.append("<h3>Prediction instability across the fold models</h3><p class='note'>Riley &amp; Collins "
                  "(BMJ 2023): each fold model's probability against the final (mean) model's for the same patient; "
                  "MAPE = mean |p<sub>fold</sub> − p<sub>final</sub>|; calls differ = share of fold-model decisions at "
@@ -323,7 +316,7 @@ def evidence_html(ev_dir: str | Path, level: float) -> str:
         parts.append("</div>")
     else:
         parts.append("<p class='note'>(no mean final model with fold models to compare)</p>")
-    sg = _read(ev_dir, "subgroups.csv")
+    sg = files.csv("subgroups")
     parts.append(f"<h2>Subgroups: centre, vendor, sex, age</h2><p class='note'>Final models at the {html.escape(str(op))} "
                  "cut-off; metrics only where a subgroup holds both LGE classes; n always; age groups &lt; 50 and ≥ 50 "
                  "years fixed in advance. Descriptive: no subgroup test. AUC interval by DeLong, "

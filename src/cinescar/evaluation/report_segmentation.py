@@ -1,14 +1,14 @@
 """The report's segmentation section (issue 22): which masks the numbers used, per cohort role, and how good
-the study's own segmenter is (Dice, HD95, volume agreement, QC flags), from `results/segmentation/*.csv`."""
+the study's own segmenter is (Dice, HD95, volume agreement, QC flags), from the `results/segmentation/*.csv` files
+the report rule declares."""
 
 from __future__ import annotations
 
 import html
-from pathlib import Path
-
 import pandas as pd
 
-from cinescar.evaluation.html_parts import _fmt_num, _read_csv, _table
+from cinescar.evaluation.html_parts import _fmt_num, _table
+from cinescar.evaluation.report_inputs import ReportInputs
 
 ROLE_OF_COHORT = {"internal": "internal (development + test)", "external": "external"}
 
@@ -23,10 +23,10 @@ def mask_sources_table(index: pd.DataFrame) -> pd.DataFrame:
     return t
 
 
-def deployment_part(deployment: dict[str, str | Path]) -> list[str]:
+def deployment_part(files: ReportInputs) -> list[str]:
     """The deployment case: the shipped models on the segmenter's masks instead of the manual ones."""
-    comparison = _read_csv(Path(deployment["comparison"]))
-    icc = _read_csv(Path(deployment["icc"]))
+    comparison = files.csv("deployment")
+    icc = files.csv("feature_icc")
     parts = ["<h3>The deployment case: trained on manual masks, used on predicted ones</h3>"
              "<p class='note'>The same patients scored twice by the shipped models: with the manual masks and with "
              "the segmenter's. Development patients: their own fold's model (out of fold), masks from the network "
@@ -53,20 +53,21 @@ def deployment_part(deployment: dict[str, str | Path]) -> list[str]:
     return parts
 
 
-def segmentation_section(index_path: str | Path | None, seg_dir: str | Path | None,
-                         deployment: dict[str, str | Path] | None = None) -> list[str]:
+def segmentation_section(files: ReportInputs) -> list[str]:
+    """Which masks the numbers used (from the preprocessed index), then the segmenter's own measures where the
+    workflow trained one (`overlap`, `agreement`, `qc`) and the deployment case where it measured it."""
     parts = ["<h2>Masks and the study's segmenter</h2>"]
-    if index_path and Path(index_path).is_file():
+    index_path = files.path("index.parquet")
+    if index_path is not None:
         t = mask_sources_table(pd.read_parquet(index_path))
         parts.append("<p class='note'>Which myocardium masks the scar models were trained and scored on "
                      "(<code>segmentation.masks</code>): manual = the manifest's contours; predicted = the "
                      "segmenter's (development patients out of fold, held-out patients by the ensemble).</p>")
         parts.append(_table(t) if not t.empty else "<p class='note'>(no mask sources recorded)</p>")
-    if not seg_dir or not (Path(seg_dir) / "overlap.csv").is_file():
+    if files.path("overlap.csv") is None:
         parts.append("<p class='note'>No segmenter was trained (segmentation.enabled: false).</p>")
         return parts
-    seg_dir = Path(seg_dir)
-    overlap = _read_csv(seg_dir / "overlap.csv")
+    overlap = files.csv("overlap")
     main = overlap[overlap["center"].isna() & overlap["vendor"].isna()] if "center" in overlap else overlap
     parts.append("<h3>Overlap with the manual masks</h3><p class='note'>Per stack (one phase of one patient), on "
                  "the 1 × 1 mm field: Dice and 95 % Hausdorff distance (mm). Development patients were segmented "
@@ -79,16 +80,16 @@ def segmentation_section(index_path: str | Path | None, seg_dir: str | Path | No
     else:
         parts.append(_table(main.drop(columns=[c for c in ("center", "vendor") if c in main]),
                             {c: (lambda v: _fmt_num(v, 3)) for c in ("dice_mean", "dice_median", "dice_min")}))
-    agree = _read_csv(seg_dir / "agreement.csv")
+    agree = files.csv("agreement")
     parts.append("<h3>Agreement of derived measures (predicted − manual)</h3><p class='note'>Bland–Altman bias and "
                  "95 % limits of agreement at end-diastole (LVEF from both phases).</p>")
     parts.append(_table(agree, {c: (lambda v: _fmt_num(v, 2)) for c in ("bias", "loa_low", "loa_high",
                                                                          "median_abs_diff")}))
-    qc = _read_csv(seg_dir / "qc.csv")
+    qc = files.csv("qc")
     parts.append("<h3>Quality-control flags</h3><p class='note'>Exams whose predicted masks no heart looks like; "
                  "<code>cinescar screen</code> gives such an exam no decision. A row without a flag counts exams "
                  "with any flag.</p>")
     parts.append(_table(qc))
-    if deployment:
-        parts.extend(deployment_part(deployment))
+    if files.declared("deployment.csv"):
+        parts.extend(deployment_part(files))
     return [p if isinstance(p, str) else html.escape(str(p)) for p in parts]

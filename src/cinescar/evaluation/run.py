@@ -67,15 +67,10 @@ def report_job(inputs: dict, outputs: dict, params: dict) -> Path:
     """`report`: the self-contained study report (`outputs["html"]`, with `versions.json` beside it), logged to
     MLflow. Its provenance section shows the workflow's whole config (the one tracking was set up with)."""
     from cinescar.evaluation.report import build_report
+    from cinescar.evaluation.report_inputs import ReportInputs
 
     cfg = tracking.job_config() or params["cfg"]
-    segmentation = inputs.get("segmentation") or []
-    out = build_report(Path(inputs["metrics"]).parent, outputs["html"], cfg,
-                       gradcam_dir=Path(inputs["gradcam"][0]).parents[1],
-                       cohort_figure=params.get("cohort_figure") or None, index=inputs["index"],
-                       segmentation_dir=Path(segmentation[0]).parent if segmentation else None,
-                       deployment=({"comparison": inputs["deployment"][0], "icc": inputs["deployment"][2]}
-                                   if inputs.get("deployment") else None),
-                       versions_out=outputs.get("versions"))
+    out = build_report(ReportInputs.from_rule(inputs), outputs["html"], cfg,
+                       cohort_figure=params.get("cohort_figure") or None, versions_out=outputs.get("versions"))
     log_run("evaluation-report", {"artifacts": [out]})
     return out

@@ -22,6 +22,10 @@ from cinescar.preprocessing.selection import development_selection
 
 log = logging.getLogger(__name__)
 DEFAULT_ROOT = Path("results/preprocess")
+# The preprocessed store is a format, read by row through the index (`load_arrays`), like nnU-Net's preprocessed
+# folder: one folder per centre holding these three files. Their names have this one home in code; the
+# `preprocess_center` rule declares the same names (tests/test_structure.py holds the two equal).
+STORE_FILES = {"images": "images.npy", "masks": "masks.npy", "index": "index.parquet"}
 INDEX_COLUMNS = ["image_id", "patient_id", "center", "center_slug", "vendor", "cohort", "lge", "phase", "slice",
                  "n_slices", "scar_slice", "dev_selected", "row", "mask_source", *FINGERPRINT_COLUMNS]
 
@@ -116,9 +120,9 @@ def preprocess_center(cohort_dir: str | Path, center_slug: str, out_dir: str | P
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     all_images, all_masks = np.concatenate(images).astype(np.float32), np.concatenate(masks).astype(np.uint8)
-    atomic_write(out_dir / "images.npy", lambda tmp: np.save(tmp, all_images))
-    atomic_write(out_dir / "masks.npy", lambda tmp: np.save(tmp, all_masks))
-    index.to_parquet(out_dir / "index.parquet", index=False)  # written last: its presence means complete
+    atomic_write(out_dir / STORE_FILES["images"], lambda tmp: np.save(tmp, all_images))
+    atomic_write(out_dir / STORE_FILES["masks"], lambda tmp: np.save(tmp, all_masks))
+    index.to_parquet(out_dir / STORE_FILES["index"], index=False)  # written last: its presence means complete
     log.info("centre %s: %d patients, %d images (%d for development)", center_slug, rows.shape[0], len(index),
              int(index["dev_selected"].sum()))
     return index
@@ -134,7 +138,7 @@ def gather_index(paths: list[str | Path], out: str | Path) -> pd.DataFrame:
     return index
 
 
-def load_index(path: str | Path = DEFAULT_ROOT / "index.parquet") -> pd.DataFrame:
+def load_index(path: str | Path = DEFAULT_ROOT / STORE_FILES["index"]) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
@@ -148,8 +152,8 @@ def load_arrays(index: pd.DataFrame, root: str | Path = DEFAULT_ROOT) -> tuple[n
     rows = index["row"].to_numpy()
     images = masks = None
     for slug in pd.unique(slugs):
-        img = np.load(root / "centers" / slug / "images.npy", mmap_mode="r")
-        msk = np.load(root / "centers" / slug / "masks.npy", mmap_mode="r")
+        img = np.load(root / "centers" / slug / STORE_FILES["images"], mmap_mode="r")
+        msk = np.load(root / "centers" / slug / STORE_FILES["masks"], mmap_mode="r")
         if images is None:
             images = np.empty((n, *img.shape[1:]), np.float32)
             masks = np.empty((n, *msk.shape[1:]), np.uint8)

@@ -21,6 +21,7 @@ from cinescar.cohort.contract import PHASES, cohort_role, read_manifest, slugify
 from cinescar.errors import CinescarError
 from cinescar.io import atomic_write
 from cinescar.cohort.splits import load_splits
+from cinescar.preprocessing.store import predicted_mask_path
 from cinescar.segmentation.crossfit import ENSEMBLE, crossfit_assignment, predicting_network
 from cinescar.segmentation.data import manual_mask_path, read_stack_fields
 from cinescar.segmentation.field import field_to_labels
@@ -168,7 +169,7 @@ def predict_job(inputs: dict, outputs: dict, params: dict, center: str) -> pd.Da
                                     volumes=images):
             result = segmenter.segment_fields(st.fields, st.geometry, st.spacing[2])
             grid = field_to_labels(result.labels, st.geometry)
-            _write_mask(folder, row, st.phase, grid, out_dir / f"{pid}_{st.phase}.nii.gz", images)
+            _write_mask(folder, row, st.phase, grid, predicted_mask_path(out_dir, pid, st.phase), images)
             flags_by_phase[st.phase] = stack_flags(result.labels, result.confidence, seg["qc"])
             vols[st.phase] = volumes(result.labels, st.spacing[2], settings.spacing_mm)
             rec = {"patient_id": pid, "phase": st.phase, "network": which,
